@@ -1,0 +1,57 @@
+"""The app factory: settings in, a wired Sanic app out. Nothing stateful at import."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import orjson
+from sanic import Sanic
+
+from api import books, middleware
+from api.errors import APIErrorHandler
+from api.settings import Settings
+from db import close_db, init_db
+
+APP_NAME = "bookshelf"
+
+
+def _dumps(obj: object) -> str:
+    return orjson.dumps(obj).decode()
+
+
+def create_app(settings: Settings | None = None, *, name: str = APP_NAME) -> Sanic:
+    settings = settings or Settings.from_env()
+    app: Sanic = Sanic(
+        name,
+        ctx=SimpleNamespace(settings=settings),
+        error_handler=APIErrorHandler(),
+        dumps=orjson.dumps,
+    )
+    app.config.update(
+        {
+            "REQUEST_MAX_SIZE": settings.max_body_bytes,
+            "ACCESS_LOG": settings.access_log,
+            "FALLBACK_ERROR_FORMAT": "json",
+            "REQUEST_TIMEOUT": settings.request_timeout,
+            "RESPONSE_TIMEOUT": settings.response_timeout,
+            "KEEP_ALIVE_TIMEOUT": settings.keep_alive_timeout,
+            "REQUEST_ID_HEADER": "X-Request-ID",
+        }
+    )
+    books.register(app)
+    middleware.register(app)
+
+    @app.before_server_start
+    async def _open_db(app: Sanic) -> None:
+        await init_db(
+            settings.database_url,
+            run_migrations=settings.migrate_on_start,
+            pool_min=settings.db_pool_min,
+            pool_max=settings.db_pool_max,
+        )
+
+    @app.after_server_stop
+    async def _close_db(app: Sanic) -> None:
+        await close_db()
+
+    return app

@@ -1,0 +1,143 @@
+"""The Books resource: DRF's ModelViewSet actions (list, create, retrieve, update,
+partial_update, destroy) as two thin views over db.books."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+from urllib.parse import parse_qsl
+
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse, empty, json
+from sanic.views import HTTPMethodView
+
+from api import pagination
+from api.auth import authenticate_write
+from api.errors import PreconditionFailed, allow_header
+from api.filters import parse_fields
+from api.serializers import etag, parse_body, to_json, to_values, validate_book, validate_bulk
+from db import books as db_books
+
+bp = Blueprint("books")
+
+LIST_METHODS: Final = ("GET", "POST", "HEAD", "OPTIONS")
+DETAIL_METHODS: Final = ("GET", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+ROOT_METHODS: Final = ("GET", "HEAD", "OPTIONS")
+
+
+def base_url(request: Request) -> str:
+    return f"{request.scheme}://{request.host}"
+
+
+def _options(name: str, methods: tuple[str, ...]) -> HTTPResponse:
+    body = {
+        "name": name,
+        "description": "",
+        "renders": ["application/json"],
+        "parses": ["application/json"],
+    }
+    return json(body, headers={"Allow": allow_header(methods)})
+
+
+def _if_match(request: Request) -> tuple[int, ...] | None:
+    """Versions an If-Match header accepts; None when absent or ``*``.
+
+    A stale, weak or unreadable tag matches no version, so the write answers 412.
+    """
+    header = request.headers.get("if-match")
+    if header is None or header.strip() == "*":
+        return None
+    versions: list[int] = []
+    for tag in header.split(","):
+        tag = tag.strip()
+        if tag.startswith('"') and tag.endswith('"') and "-" in tag:
+            _, _, version = tag[1:-1].partition("-")
+            if version.isdigit() and version.isascii() and len(version) < 12:
+                versions.append(int(version))
+    return tuple(versions) or (-1,)
+
+
+def _none_match(request: Request, tag: str) -> bool:
+    header = request.headers.get("if-none-match")
+    if header is None:
+        return False
+    if header.strip() == "*":
+        return True
+    return any(t.strip().removeprefix("W/") == tag for t in header.split(","))
+
+
+class BookList(HTTPMethodView):
+    async def get(self, request: Request) -> HTTPResponse:
+        req = pagination.parse(request.args)
+        fields = parse_fields(request.args)
+        page = await db_books.list_books(req.query)
+        results = [to_json(row) for row in page.rows]
+        if fields is not None:
+            results = [{f: item[f] for f in fields} for item in results]
+        pairs = parse_qsl(request.query_string, keep_blank_values=True)
+        url = base_url(request) + request.path
+        return json(pagination.envelope(req, page, results, url, pairs))
+
+    async def head(self, request: Request) -> HTTPResponse:
+        return await self.get(request)
+
+    async def post(self, request: Request) -> HTTPResponse:
+        await authenticate_write(request)
+        data = parse_body(request.content_type, request.body)
+        if isinstance(data, list):
+            rows = await db_books.create_books(validate_bulk(data))
+            return json([to_json(row) for row in rows], status=201)
+        values = to_values(validate_book(data))
+        (row,) = await db_books.create_books([values])
+        location = f"{base_url(request)}/books/{row['id']}/"
+        return json(to_json(row), status=201, headers={"Location": location, "ETag": etag(row)})
+
+    async def options(self, request: Request) -> HTTPResponse:
+        return _options("Book List", LIST_METHODS)
+
+
+class BookDetail(HTTPMethodView):
+    async def get(self, request: Request, book_id: int) -> HTTPResponse:
+        row = await db_books.get_book(book_id)
+        tag = etag(row)
+        if _none_match(request, tag):
+            return empty(status=304, headers={"ETag": tag})
+        return json(to_json(row), headers={"ETag": tag})
+
+    async def head(self, request: Request, book_id: int) -> HTTPResponse:
+        return await self.get(request, book_id)
+
+    async def _update(self, request: Request, book_id: int, *, partial: bool) -> HTTPResponse:
+        await authenticate_write(request)
+        data = parse_body(request.content_type, request.body)
+        if isinstance(data, list):
+            validate_book(data)  # a list is a parse error here
+        changes = validate_book(data, partial=partial)
+        row = await db_books.update_book(book_id, changes, if_versions=_if_match(request))
+        return json(to_json(row), headers={"ETag": etag(row)})
+
+    async def put(self, request: Request, book_id: int) -> HTTPResponse:
+        return await self._update(request, book_id, partial=False)
+
+    async def patch(self, request: Request, book_id: int) -> HTTPResponse:
+        return await self._update(request, book_id, partial=True)
+
+    async def delete(self, request: Request, book_id: int) -> HTTPResponse:
+        await authenticate_write(request)
+        await db_books.delete_book(book_id, if_versions=_if_match(request))
+        return empty(status=204)
+
+    async def options(self, request: Request, book_id: int) -> HTTPResponse:
+        return _options("Book Instance", DETAIL_METHODS)
+
+
+async def api_root(request: Request) -> HTTPResponse:
+    if request.method == "OPTIONS":
+        return _options("Api Root", ROOT_METHODS)
+    return json({"books": f"{base_url(request)}/books/"})
+
+
+def register(app: Any) -> None:
+    bp.add_route(BookList.as_view(), "/books", strict_slashes=False, name="list")
+    bp.add_route(BookDetail.as_view(), "/books/<book_id:int>", strict_slashes=False, name="detail")
+    bp.add_route(api_root, "/", methods=list(ROOT_METHODS), name="root")
+    app.blueprint(bp)

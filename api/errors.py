@@ -1,0 +1,171 @@
+"""DRF-named API errors and the one place that turns any exception into a JSON response.
+
+Exception tree::
+
+    SanicException
+    └── APIError                 status_code, default_detail; body {"detail": ...} or a dict
+        ├── ValidationError      400  {"field": ["message", ...]}
+        ├── ParseError           400  {"detail": "JSON parse error - ..."}
+        ├── NotAuthenticated     401  (with WWW-Authenticate: Token)
+        ├── AuthenticationFailed 401  (with WWW-Authenticate: Token)
+        ├── NotFound             404
+        ├── PreconditionFailed   412
+        ├── UnsupportedMediaType 415
+        └── Throttled            429  (with Retry-After)
+
+Sanic's own NotFound, MethodNotAllowed, PayloadTooLarge, RequestTimeout and BadRequest,
+and db/'s NotFoundError and PreconditionFailedError, are mapped to the same shapes. Every
+other exception is an opaque 500 carrying the request id, logged once with its traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar, Final
+
+from sanic import Request, exceptions as sanic_exc
+from sanic.handlers import ErrorHandler
+from sanic.response import HTTPResponse, json
+
+from db.errors import DatabaseUnavailableError, NotFoundError, PreconditionFailedError
+
+log = logging.getLogger("bookshelf.error")
+
+# DRF's message texts, kept as constants so tests assert on the same strings.
+REQUIRED: Final = "This field is required."
+NULL: Final = "This field may not be null."
+BLANK: Final = "This field may not be blank."
+MAX_LENGTH: Final = "Ensure this field has no more than {n} characters."
+NOT_STRING: Final = "Not a valid string."
+INVALID_NUMBER: Final = "A valid number is required."
+MAX_DIGITS: Final = "Ensure that there are no more than {n} digits in total."
+MAX_PLACES: Final = "Ensure that there are no more than {n} decimal places."
+MAX_WHOLE: Final = "Ensure that there are no more than {n} digits before the decimal point."
+MIN_VALUE: Final = "Ensure this value is greater than or equal to {n}."
+BAD_DATE: Final = "Date has wrong format. Use one of these formats instead: YYYY-MM-DD."
+DATETIME_NOT_DATE: Final = "Expected a date but got a datetime."
+NOT_FOUND: Final = "Not found."
+NOT_AUTHENTICATED: Final = "Authentication credentials were not provided."
+INVALID_TOKEN: Final = "Invalid token."
+PRECONDITION_FAILED: Final = "Precondition failed."
+INVALID_CURSOR: Final = "Invalid cursor"
+SERVER_ERROR: Final = "Internal server error."
+METHOD_NOT_ALLOWED: Final = 'Method "{method}" not allowed.'
+UNSUPPORTED_MEDIA: Final = 'Unsupported media type "{media_type}" in request.'
+THROTTLED: Final = "Request was throttled. Expected available in {n} seconds."
+TOO_LARGE: Final = "Request body is too large: the limit is {n} bytes."
+TIMEOUT: Final = "Request timed out."
+
+
+class APIError(sanic_exc.SanicException):
+    status_code: ClassVar[int] = 500
+    default_detail: ClassVar[str] = SERVER_ERROR
+    quiet = True
+
+    def __init__(self, detail: Any = None, *, headers: dict[str, str] | None = None) -> None:
+        self.detail = self.default_detail if detail is None else detail
+        super().__init__(str(self.detail), status_code=self.status_code, headers=headers)
+
+    def body(self) -> Any:
+        return self.detail if isinstance(self.detail, (dict, list)) else {"detail": self.detail}
+
+
+class ValidationError(APIError):
+    status_code = 400
+    default_detail = "Invalid input."
+
+
+class ParseError(APIError):
+    status_code = 400
+    default_detail = "Malformed request."
+
+
+class NotAuthenticated(APIError):
+    status_code = 401
+    default_detail = NOT_AUTHENTICATED
+
+    def __init__(self, detail: Any = None) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": "Token"})
+
+
+class AuthenticationFailed(NotAuthenticated):
+    default_detail = INVALID_TOKEN
+
+
+class NotFound(APIError):
+    status_code = 404
+    default_detail = NOT_FOUND
+
+
+class PreconditionFailed(APIError):
+    status_code = 412
+    default_detail = PRECONDITION_FAILED
+
+
+class UnsupportedMediaType(APIError):
+    status_code = 415
+
+    def __init__(self, media_type: str) -> None:
+        super().__init__(UNSUPPORTED_MEDIA.format(media_type=media_type))
+
+
+class Throttled(APIError):
+    status_code = 429
+
+    def __init__(self, wait: int) -> None:
+        super().__init__(THROTTLED.format(n=wait), headers={"Retry-After": str(wait)})
+
+
+class ServiceUnavailable(APIError):
+    status_code = 503
+    default_detail = "Service temporarily unavailable, try again later."
+
+
+METHOD_ORDER: Final = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+
+
+def allow_header(methods: Any) -> str:
+    wanted = {m.upper() for m in methods}
+    return ", ".join(m for m in METHOD_ORDER if m in wanted)
+
+
+def _translate(request: Request | None, exc: Exception) -> tuple[int, Any, dict[str, str]]:
+    if isinstance(exc, APIError):
+        return exc.status_code, exc.body(), dict(exc.headers or {})
+    if isinstance(exc, NotFoundError):
+        return 404, {"detail": NOT_FOUND}, {}
+    if isinstance(exc, PreconditionFailedError):
+        return 412, {"detail": PRECONDITION_FAILED}, {}
+    if isinstance(exc, DatabaseUnavailableError):
+        return 503, {"detail": ServiceUnavailable.default_detail}, {"Retry-After": "1"}
+    if isinstance(exc, sanic_exc.MethodNotAllowed):
+        method = request.method if request is not None else "?"
+        headers = {"Allow": allow_header(exc.allowed_methods or ())}
+        return 405, {"detail": METHOD_NOT_ALLOWED.format(method=method)}, headers
+    if isinstance(exc, sanic_exc.NotFound):
+        return 404, {"detail": NOT_FOUND}, {}
+    if isinstance(exc, sanic_exc.PayloadTooLarge):
+        limit = request.app.config.REQUEST_MAX_SIZE if request is not None else "?"
+        return 413, {"detail": TOO_LARGE.format(n=limit)}, {}
+    if isinstance(exc, (sanic_exc.RequestTimeout, sanic_exc.ServiceUnavailable)):
+        return exc.status_code, {"detail": TIMEOUT}, {}
+    if isinstance(exc, sanic_exc.SanicException) and 400 <= exc.status_code < 500:
+        return exc.status_code, {"detail": str(exc) or "Bad request."}, dict(exc.headers or {})
+    return 500, None, {}
+
+
+class APIErrorHandler(ErrorHandler):
+    def default(self, request: Request, exception: Exception) -> HTTPResponse:
+        status, body, headers = _translate(request, exception)
+        request_id = str(request.id) if request is not None else ""
+        if status >= 500 and body is None:
+            # Never guess and never leak str(exc): log the traceback once, answer opaquely.
+            log.error(
+                "unhandled exception",
+                exc_info=exception,
+                extra={"request_id": request_id},
+            )
+            body = {"detail": SERVER_ERROR, "request_id": request_id}
+        if request_id:
+            headers["X-Request-ID"] = request_id
+        return json(body, status=status, headers=headers)

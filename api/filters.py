@@ -1,0 +1,109 @@
+"""List query parameters: filters, ordering and sparse fieldsets, each checked by name.
+
+A bad value raises ValidationError ``{"<parameter>": ["message"]}``: never a 500, never
+silently ignored.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from typing import Final
+
+from api import errors as e
+from api.errors import ValidationError
+from api.serializers import FIELDS, parse_date, parse_decimal
+from db.books import ORDERABLE, BookFilter
+
+CENTS_BOUND: Final = 2**62  # beyond any stored price; keeps the driver's integers in range
+_NULL_CHAR: Final = "Null characters are not allowed."
+
+
+def last(args: Mapping[str, Sequence[str]], name: str) -> str | None:
+    """The last value of a query parameter, as Django's QueryDict.get gives it."""
+    values = args.get(name)
+    return values[-1] if values else None
+
+
+def _text(args: Mapping[str, Sequence[str]], name: str) -> str | None:
+    value = last(args, name)
+    if value is not None and "\x00" in value:
+        raise ValidationError({name: [_NULL_CHAR]})
+    return value
+
+
+def _cents(args: Mapping[str, Sequence[str]], name: str, rounding: str) -> int | None:
+    raw = last(args, name)
+    if raw is None:
+        return None
+    number = parse_decimal(raw)
+    if number is None:
+        raise ValidationError({name: [e.INVALID_NUMBER]})
+    if abs(number) >= CENTS_BOUND // 100:
+        return int(math.copysign(CENTS_BOUND, number))
+    return int(number.scaleb(2).quantize(Decimal(1), rounding=rounding))
+
+
+def _date(args: Mapping[str, Sequence[str]], name: str):  # type: ignore[no-untyped-def]
+    raw = last(args, name)
+    if raw is None:
+        return None
+    parsed = parse_date(raw)
+    if parsed is None:
+        raise ValidationError({name: [e.BAD_DATE]})
+    return parsed
+
+
+def parse_filter(args: Mapping[str, Sequence[str]]) -> BookFilter:
+    search = _text(args, "search")
+    return BookFilter(
+        author=_text(args, "author"),
+        search=search.strip() or None if search is not None else None,
+        published_after=_date(args, "published_after"),
+        published_before=_date(args, "published_before"),
+        min_cents=_cents(args, "min_price", ROUND_CEILING),
+        max_cents=_cents(args, "max_price", ROUND_FLOOR),
+    )
+
+
+def parse_ordering(args: Mapping[str, Sequence[str]]) -> tuple[tuple[str, bool], ...]:
+    """(column, descending) pairs ending with the id tie-break, so every order is total."""
+    raw = last(args, "ordering")
+    pairs: list[tuple[str, bool]] = []
+    seen: set[str] = set()
+    for part in (raw or "").split(","):
+        name = part.strip()
+        if not name:
+            continue
+        desc = name.startswith("-")
+        field = name[1:] if desc else name
+        if field not in ORDERABLE:
+            raise ValidationError(
+                {"ordering": [f"Unknown field {field!r}. Choose from {', '.join(ORDERABLE)}."]}
+            )
+        column = ORDERABLE[field]
+        if column in seen:
+            continue
+        seen.add(column)
+        pairs.append((column, desc))
+        if column == "id":
+            break  # id is unique: nothing after it can change the order
+    if "id" not in seen:
+        pairs.append(("id", False))
+    return tuple(pairs)
+
+
+def parse_fields(args: Mapping[str, Sequence[str]]) -> tuple[str, ...] | None:
+    raw = last(args, "fields")
+    if raw is None:
+        return None
+    wanted = {part.strip() for part in raw.split(",") if part.strip()}
+    unknown = sorted(wanted - set(FIELDS))
+    if unknown:
+        raise ValidationError(
+            {"fields": [f"Unknown field(s): {', '.join(unknown)}. Choose from {', '.join(FIELDS)}."]}
+        )
+    if not wanted:
+        return None
+    return tuple(f for f in FIELDS if f in wanted)

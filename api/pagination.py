@@ -1,0 +1,165 @@
+"""Limit/offset and keyset-cursor pagination with DRF's envelope and absolute links.
+
+A list request without ``offset`` or ``cursor`` gets ``count`` and a ``next`` link carrying
+a cursor; with ``offset`` it links by offset; with ``cursor`` it has no ``count``. A
+cursor is base64url JSON of the ordering it was made for and the keyset position (the
+ordering values of a row and its id), never a disguised offset.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import urlencode
+
+import orjson
+
+from api import errors as e
+from api.errors import ValidationError
+from api.filters import last, parse_filter, parse_ordering
+from api.serializers import parse_date
+from db import sql
+from db.books import Page, PageQuery
+
+DEFAULT_LIMIT: Final = 20
+MAX_LIMIT: Final = 100
+MAX_OFFSET: Final = 2**53
+_INT_COLUMNS: Final = ("id", "price_cents")
+_STR_COLUMNS: Final = ("title", "author")
+
+
+@dataclass(frozen=True)
+class Request:
+    """A parsed list request: the query for db/ and what the links need."""
+
+    query: PageQuery
+    mode: str  # "first", "offset" or "cursor"
+    ordering_key: str
+
+
+def _int(args: Mapping[str, Sequence[str]], name: str, lo: int, hi: int) -> int | None:
+    raw = last(args, name)
+    if raw is None:
+        return None
+    text = raw.strip()
+    digits = text[1:] if text[:1] in "+-" else text
+    if not digits.isdigit() or not digits.isascii():
+        raise ValidationError({name: ["A valid integer is required."]})
+    value = int(text) if len(digits) < 30 else (hi + 1 if text[0] != "-" else lo - 1)
+    if value < lo:
+        raise ValidationError({name: [e.MIN_VALUE.format(n=lo)]})
+    if value > hi:
+        raise ValidationError({name: [f"Ensure this value is less than or equal to {hi}."]})
+    return value
+
+
+def _ordering_key(ordering: Sequence[tuple[str, bool]]) -> str:
+    return ",".join(("-" if desc else "") + col for col, desc in ordering)
+
+
+def encode_cursor(ordering_key: str, position: Sequence[Any], backwards: bool) -> str:
+    doc = {"o": ordering_key, "p": list(position), "b": backwards}
+    return base64.urlsafe_b64encode(orjson.dumps(doc)).rstrip(b"=").decode()
+
+
+def _decode_cursor(raw: str, ordering: Sequence[tuple[str, bool]], key: str) -> tuple[tuple[Any, ...], bool]:
+    invalid = ValidationError({"cursor": [e.INVALID_CURSOR]})
+    try:
+        text = raw.strip()
+        doc = orjson.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    except (binascii.Error, ValueError, orjson.JSONDecodeError):
+        raise invalid from None
+    if not isinstance(doc, dict) or doc.get("o") != key or not isinstance(doc.get("b"), bool):
+        raise invalid
+    position = doc.get("p")
+    if not isinstance(position, list) or len(position) != len(ordering):
+        raise invalid
+    values: list[Any] = []
+    for (col, _), value in zip(ordering, position, strict=True):
+        if col in _INT_COLUMNS:
+            if type(value) is not int or abs(value) >= 2**63:
+                raise invalid
+        elif col in _STR_COLUMNS:
+            if not isinstance(value, str) or "\x00" in value:
+                raise invalid
+        else:
+            parsed = parse_date(value)
+            if parsed is None:
+                raise invalid
+            value = sql.date_param(parsed)
+        values.append(value)
+    return tuple(values), doc["b"]
+
+
+def parse(args: Mapping[str, Sequence[str]]) -> Request:
+    flt = parse_filter(args)
+    ordering = parse_ordering(args)
+    key = _ordering_key(ordering)
+    limit = _int(args, "limit", 1, MAX_LIMIT) or DEFAULT_LIMIT
+    offset = _int(args, "offset", 0, MAX_OFFSET)
+    raw_cursor = last(args, "cursor")
+    if raw_cursor is not None:
+        if offset is not None:
+            raise ValidationError({"offset": ["Cannot be combined with cursor."]})
+        after, backwards = _decode_cursor(raw_cursor, ordering, key)
+        query = PageQuery(filter=flt, ordering=ordering, limit=limit, after=after,
+                          backwards=backwards, with_count=False)
+        return Request(query=query, mode="cursor", ordering_key=key)
+    query = PageQuery(filter=flt, ordering=ordering, limit=limit, offset=offset or 0)
+    return Request(query=query, mode="first" if offset is None else "offset", ordering_key=key)
+
+
+def _position(row: Any, ordering: Sequence[tuple[str, bool]]) -> list[Any]:
+    out = []
+    for col, _ in ordering:
+        value = row[col]
+        out.append(value if isinstance(value, (int, str)) else value.isoformat())
+    return out
+
+
+def _link(base: str, query_pairs: Sequence[tuple[str, str]], **replace: Any) -> str:
+    pairs = [(k, v) for k, v in query_pairs if k not in ("cursor", "offset")]
+    pairs += [(k, str(v)) for k, v in replace.items() if v is not None]
+    return f"{base}?{urlencode(pairs)}" if pairs else base
+
+
+def envelope(
+    req: Request,
+    page: Page,
+    results: list[dict[str, Any]],
+    base_url: str,
+    query_pairs: Sequence[tuple[str, str]],
+) -> dict[str, Any]:
+    q = req.query
+    next_url = previous_url = None
+    if req.mode == "cursor":
+        forward_more = page.has_more if not q.backwards else True
+        backward_more = page.has_more if q.backwards else True
+        if page.rows and forward_more:
+            pos = _position(page.rows[-1], q.ordering)
+            next_url = _link(base_url, query_pairs, cursor=encode_cursor(req.ordering_key, pos, False))
+        if page.rows and backward_more:
+            pos = _position(page.rows[0], q.ordering)
+            previous_url = _link(base_url, query_pairs, cursor=encode_cursor(req.ordering_key, pos, True))
+        if not page.rows and q.after is not None:
+            # Past either end: step back over the position the cursor named.
+            cursor = encode_cursor(req.ordering_key, list(q.after), not q.backwards)
+            if q.backwards:
+                next_url = _link(base_url, query_pairs, cursor=cursor)
+            else:
+                previous_url = _link(base_url, query_pairs, cursor=cursor)
+        return {"next": next_url, "previous": previous_url, "results": results}
+    if req.mode == "first":
+        if page.has_more:
+            pos = _position(page.rows[-1], q.ordering)
+            next_url = _link(base_url, query_pairs, cursor=encode_cursor(req.ordering_key, pos, False))
+    else:
+        if page.has_more:
+            next_url = _link(base_url, query_pairs, offset=q.offset + q.limit)
+        if q.offset > 0:
+            prev = max(q.offset - q.limit, 0)
+            previous_url = _link(base_url, query_pairs, offset=prev)
+    return {"count": page.count, "next": next_url, "previous": previous_url, "results": results}

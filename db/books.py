@@ -1,0 +1,232 @@
+"""Queries on books: a keyset/offset page with filters, one row, and writes.
+
+Every function is one statement (or two on a miss, to tell 404 from 412), so a write is
+atomic without an explicit transaction: the version check of a conditional write is in the
+``UPDATE``'s own ``WHERE``, which closes the race between checking a tag and writing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from db import sql
+from db.errors import NotFoundError, PreconditionFailedError
+
+COLUMNS: Final = "id, title, author, published_date, price_cents, version"
+# API field -> column. Values of these columns are what a keyset cursor carries.
+ORDERABLE: Final = {
+    "id": "id",
+    "title": "title",
+    "author": "author",
+    "published_date": "published_date",
+    "price": "price_cents",
+}
+MAX_ID: Final = 2**31 - 1  # the id column is a 32-bit integer on both backends
+
+Row = Any  # a row indexable by column name (sqlite3.Row or dict)
+
+
+@dataclass(frozen=True)
+class BookFilter:
+    author: str | None = None
+    search: str | None = None
+    published_after: dt.date | None = None
+    published_before: dt.date | None = None
+    min_cents: int | None = None
+    max_cents: int | None = None
+
+    def is_empty(self) -> bool:
+        return self == _NO_FILTER
+
+
+_NO_FILTER: Final = BookFilter()
+
+
+@dataclass(frozen=True)
+class PageQuery:
+    filter: BookFilter = field(default_factory=BookFilter)
+    # (column, descending) pairs, ending with the id tie-break.
+    ordering: tuple[tuple[str, bool], ...] = (("id", False),)
+    limit: int = 20
+    offset: int = 0
+    # A keyset position: one value per ordering pair. None means "from the start".
+    after: tuple[Any, ...] | None = None
+    backwards: bool = False
+    with_count: bool = True
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[Row]
+    count: int | None
+    has_more: bool  # more rows past this page in the direction of travel
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _where(flt: BookFilter) -> tuple[list[str], list[Any]]:
+    clauses: list[str] = []
+    values: list[Any] = []
+    if flt.author is not None:
+        clauses.append("author = ?")
+        values.append(flt.author)
+    if flt.search:
+        if not sql.is_postgres() and len(flt.search) >= 3:
+            # A quoted FTS5 phrase on the trigram index: a substring match, folded case.
+            clauses.append("id IN (SELECT rowid FROM book_search WHERE book_search MATCH ?)")
+            values.append('"' + flt.search.replace('"', '""') + '"')
+        else:
+            op = "ILIKE" if sql.is_postgres() else "LIKE"
+            pattern = f"%{_escape_like(flt.search)}%"
+            clauses.append(f"(title {op} ? ESCAPE '\\' OR author {op} ? ESCAPE '\\')")
+            values += [pattern, pattern]
+    if flt.published_after is not None:
+        clauses.append("published_date >= ?")
+        values.append(sql.date_param(flt.published_after))
+    if flt.published_before is not None:
+        clauses.append("published_date <= ?")
+        values.append(sql.date_param(flt.published_before))
+    if flt.min_cents is not None:
+        clauses.append("price_cents >= ?")
+        values.append(flt.min_cents)
+    if flt.max_cents is not None:
+        clauses.append("price_cents <= ?")
+        values.append(flt.max_cents)
+    return clauses, values
+
+
+def _keyset(
+    ordering: Sequence[tuple[str, bool]], after: Sequence[Any], backwards: bool
+) -> tuple[str, list[Any]]:
+    """Rows strictly past ``after`` in the page's direction.
+
+    ``(a > x) OR (a = x AND id > y)``, led by ``a >= x`` so the planner can seek the
+    ``(a, id)`` index: the cost of a page does not grow with its depth.
+    """
+    ors: list[str] = []
+    values: list[Any] = []
+    for i, (col, desc) in enumerate(ordering):
+        op = "<" if desc != backwards else ">"
+        ands = [f"{c} = ?" for c, _ in ordering[:i]] + [f"{col} {op} ?"]
+        values += [*after[:i], after[i]]
+        ors.append("(" + " AND ".join(ands) + ")")
+    first_col, first_desc = ordering[0]
+    lead = f"{first_col} {'<=' if first_desc != backwards else '>='} ?"
+    return f"{lead} AND ({' OR '.join(ors)})", [after[0], *values]
+
+
+async def list_books(q: PageQuery) -> Page:
+    clauses, values = _where(q.filter)
+    count: int | None = None
+    if q.with_count:
+        if q.filter.is_empty():
+            rows = await sql.fetch("SELECT n FROM book_count WHERE id = 1")
+            count = int(rows[0]["n"]) if rows else 0
+        else:
+            where = " AND ".join(clauses)
+            rows = await sql.fetch(f"SELECT count(*) AS n FROM book WHERE {where}", values)
+            count = int(rows[0]["n"])
+    page_clauses, page_values = list(clauses), list(values)
+    if q.after is not None:
+        keyset_sql, keyset_values = _keyset(q.ordering, q.after, q.backwards)
+        page_clauses.append(keyset_sql)
+        page_values += keyset_values
+    order = ", ".join(
+        f"{col} {'DESC' if desc != q.backwards else 'ASC'}" for col, desc in q.ordering
+    )
+    where = f" WHERE {' AND '.join(page_clauses)}" if page_clauses else ""
+    statement = f"SELECT {COLUMNS} FROM book{where} ORDER BY {order} LIMIT ? OFFSET ?"
+    rows = list(await sql.fetch(statement, [*page_values, q.limit + 1, q.offset]))
+    has_more = len(rows) > q.limit
+    rows = rows[: q.limit]
+    if q.backwards:
+        rows.reverse()
+    return Page(rows=rows, count=count, has_more=has_more)
+
+
+async def get_book(book_id: int) -> Row:
+    if not 0 < book_id <= MAX_ID:
+        raise NotFoundError(book_id)
+    rows = await sql.fetch(f"SELECT {COLUMNS} FROM book WHERE id = ?", [book_id])
+    if not rows:
+        raise NotFoundError(book_id)
+    return rows[0]
+
+
+@dataclass(frozen=True)
+class BookValues:
+    title: str
+    author: str
+    published_date: dt.date
+    price_cents: int
+
+
+async def create_books(items: Sequence[BookValues]) -> list[Row]:
+    """Insert all items in one statement: all of them are created, or none."""
+    if not items:
+        return []
+    placeholders = ", ".join(["(?, ?, ?, ?, 1)"] * len(items))
+    values: list[Any] = []
+    for item in items:
+        values += [item.title, item.author, sql.date_param(item.published_date), item.price_cents]
+    rows = await sql.fetch(
+        "INSERT INTO book (title, author, published_date, price_cents, version) "
+        f"VALUES {placeholders} RETURNING {COLUMNS}",
+        values,
+    )
+    # Ids are assigned in VALUES order; RETURNING's own order is unspecified.
+    return sorted(rows, key=lambda row: row["id"])
+
+
+async def _miss(book_id: int) -> None:
+    """Tell why a conditional write touched no row: 404, or 412 for a stale version."""
+    rows = await sql.fetch("SELECT version FROM book WHERE id = ?", [book_id])
+    if not rows:
+        raise NotFoundError(book_id)
+    raise PreconditionFailedError(book_id)
+
+
+def _version_check(if_versions: Sequence[int] | None) -> tuple[str, list[Any]]:
+    if if_versions is None:
+        return "", []
+    return f" AND version IN ({', '.join('?' * len(if_versions))})", list(if_versions)
+
+
+async def update_book(
+    book_id: int, changes: dict[str, Any], *, if_versions: Sequence[int] | None
+) -> Row:
+    """Apply ``changes`` (column -> value) and bump the version, in one statement."""
+    if not 0 < book_id <= MAX_ID:
+        raise NotFoundError(book_id)
+    if not changes:
+        row = await get_book(book_id)
+        if if_versions is not None and row["version"] not in if_versions:
+            raise PreconditionFailedError(book_id)
+        return row
+    sets = [f"{col} = ?" for col in changes] + ["version = version + 1"]
+    values = [
+        sql.date_param(v) if isinstance(v, dt.date) else v for v in changes.values()
+    ]
+    check, check_values = _version_check(if_versions)
+    statement = f"UPDATE book SET {', '.join(sets)} WHERE id = ?{check}"
+    values += [book_id, *check_values]
+    rows = await sql.fetch(f"{statement} RETURNING {COLUMNS}", values)
+    if not rows:
+        await _miss(book_id)
+    return rows[0]
+
+
+async def delete_book(book_id: int, *, if_versions: Sequence[int] | None) -> None:
+    if not 0 < book_id <= MAX_ID:
+        raise NotFoundError(book_id)
+    check, check_values = _version_check(if_versions)
+    rows = await sql.fetch(
+        f"DELETE FROM book WHERE id = ?{check} RETURNING id", [book_id, *check_values]
+    )
+    if not rows:
+        await _miss(book_id)

@@ -1,0 +1,19 @@
+"""The exceptions db/ raises: the only ones api/ catches from the data layer."""
+
+from __future__ import annotations
+
+
+class DatabaseError(Exception):
+    """Base of every error the data layer reports."""
+
+
+class NotFoundError(DatabaseError):
+    """The row does not exist."""
+
+
+class PreconditionFailedError(DatabaseError):
+    """A conditional write's version did not match the stored one: nothing was written."""
+
+
+class DatabaseUnavailableError(DatabaseError):
+    """The database cannot be reached."""

@@ -1,0 +1,65 @@
+"""Fixed SQL through Tortoise's connection, written once with ``?`` placeholders.
+
+The hot paths of bookshelf are single statements (a keyset page, an ``UPDATE … WHERE
+version = ? RETURNING``), which Tortoise's querysets cannot express; they go through
+Tortoise's own client (``execute_query``), so connection set-up, pooling, transactions and
+exception translation stay Tortoise's. PostgreSQL wants ``$1``-style placeholders: the
+text is rewritten once per distinct statement and cached.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+from tortoise import connections
+from tortoise.exceptions import DBConnectionError, OperationalError
+
+from db.errors import DatabaseUnavailableError
+
+_state = {"dialect": "sqlite"}
+
+
+def configure(dialect: str) -> None:
+    _state["dialect"] = dialect
+
+
+def is_postgres() -> bool:
+    return _state["dialect"] == "postgres"
+
+
+@functools.lru_cache(maxsize=1024)
+def _numbered(sql: str) -> str:
+    parts = sql.split("?")
+    out = [parts[0]]
+    for i, part in enumerate(parts[1:], start=1):
+        out.append(f"${i}")
+        out.append(part)
+    return "".join(out)
+
+
+def date_param(value: dt.date) -> Any:
+    # Tortoise stores a DateField as ISO text on SQLite and as DATE on PostgreSQL.
+    return value if is_postgres() else value.isoformat()
+
+
+async def fetch(sql: str, values: Sequence[Any] = ()) -> Sequence[Any]:
+    """Rows of one statement, each indexable by column name."""
+    client = connections.get("default")
+    try:
+        if _state["dialect"] == "postgres":
+            # Tortoise's asyncpg execute_query drops the rows of INSERT/UPDATE … RETURNING.
+            return await client.execute_query_dict(_numbered(sql), list(values))
+        _, rows = await client.execute_query(sql, list(values))
+    except (DBConnectionError, ConnectionError, OSError) as exc:
+        raise DatabaseUnavailableError(str(exc)) from exc
+    return rows
+
+
+async def ping() -> None:
+    try:
+        await fetch("SELECT 1")
+    except OperationalError as exc:
+        raise DatabaseUnavailableError(str(exc)) from exc

@@ -1,0 +1,123 @@
+"""bookshelf's command line: serve the API, apply migrations, manage API tokens."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
+from typing import Any
+
+from api.settings import Settings, SettingsError
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        print(f"bookshelf: configuration error: {exc}", file=sys.stderr)  # noqa: T201
+        raise SystemExit(2) from None
+
+
+def serve(settings: Settings) -> None:
+    from sanic import Sanic
+    from sanic.worker.loader import AppLoader
+
+    from api.app import create_app
+
+    loader = AppLoader(factory=partial(create_app, settings))
+    app = loader.load()
+    app.prepare(
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        access_log=settings.access_log,
+        motd=False,
+    )
+    Sanic.serve(primary=app, app_loader=loader)
+
+
+def _with_db(settings: Settings, job: Callable[[], Awaitable[Any]]) -> Any:
+    from db import close_db, init_db
+
+    async def run() -> Any:
+        await init_db(settings.database_url, pool_min=1, pool_max=2)
+        try:
+            return await job()
+        finally:
+            await close_db()
+
+    return asyncio.run(run())
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from db import migrate
+
+    asyncio.run(migrate(settings.database_url))
+    print(f"migrations applied to {settings.database_url}")  # noqa: T201
+    return 0
+
+
+def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
+    from db import tokens
+    from db.errors import NotFoundError
+
+    if args.action == "create":
+        try:
+            key = _with_db(settings, lambda: tokens.create_token(name=args.name))
+        except tokens.TokenExistsError:
+            print(f"bookshelf: a token named {args.name!r} exists already; "  # noqa: T201
+                  "pick another name or revoke it first", file=sys.stderr)
+            return 1
+        print(key)  # noqa: T201
+        print(f"token {args.name!r} created; the key above is shown only once",  # noqa: T201
+              file=sys.stderr)
+        return 0
+    if args.action == "list":
+        rows = _with_db(settings, tokens.list_tokens)
+        print(f"{'NAME':<24} {'CREATED':<25} {'LAST USED':<25} STATUS")  # noqa: T201
+        for t in rows:
+            last = t.last_used_at.isoformat(timespec="seconds") if t.last_used_at else "never"
+            status = "revoked" if t.revoked_at else "active"
+            print(f"{t.name:<24} {t.created_at.isoformat(timespec='seconds'):<25} "  # noqa: T201
+                  f"{last:<25} {status}")
+        return 0
+    try:
+        _with_db(settings, lambda: tokens.revoke_token(name=args.name))
+    except NotFoundError:
+        print(f"bookshelf: no token named {args.name!r}; see `python main.py token list`",  # noqa: T201
+              file=sys.stderr)
+        return 1
+    print(f"token {args.name!r} revoked")  # noqa: T201
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="main.py", description=__doc__)
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", help="serve the API (the default); configured by environment")
+    sub.add_parser("migrate", help="apply pending database migrations")
+    token = sub.add_parser("token", help="manage API tokens")
+    token_sub = token.add_subparsers(dest="action", required=True)
+    token_sub.add_parser("create", help="create a token and print its key once").add_argument("name")
+    token_sub.add_parser("list", help="list tokens (never their keys)")
+    token_sub.add_parser("revoke", help="revoke a token at once").add_argument("name")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = _settings()
+    if args.command in (None, "serve"):
+        serve(settings)
+        return 0
+    if args.command == "migrate":
+        return cmd_migrate(settings, args)
+    if args.command == "token":
+        return cmd_token(settings, args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
