@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import orjson
 from sanic import Sanic
+from sanic_ext import Extend
 
 from api import books, middleware
 from api.errors import APIErrorHandler
@@ -38,6 +39,21 @@ def create_app(settings: Settings | None = None, *, name: str = APP_NAME) -> San
             "REQUEST_ID_HEADER": "X-Request-ID",
         }
     )
+    app.config.update(
+        {
+            # sanic-ext: our views answer HEAD and OPTIONS themselves (OPTIONS has a
+            # DRF-style body); CORS only when origins are configured.
+            "HTTP_AUTO_HEAD": False,
+            "HTTP_AUTO_OPTIONS": False,
+            "CORS": bool(settings.cors_origins),
+            "CORS_ORIGINS": ",".join(settings.cors_origins),
+            "CORS_AUTOMATIC_OPTIONS": False,
+            "CORS_EXPOSE_HEADERS": "ETag, Location, X-Request-ID, Retry-After",
+            "OAS_UI_DEFAULT": "swagger",
+            "OAS_UI_REDOC": False,
+        }
+    )
+    Extend(app)
     books.register(app)
     middleware.register(app)
 

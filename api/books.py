@@ -17,8 +17,6 @@ from api.filters import parse_fields
 from api.serializers import etag, parse_body, to_json, to_values, validate_book, validate_bulk
 from db import books as db_books
 
-bp = Blueprint("books")
-
 LIST_METHODS: Final = ("GET", "POST", "HEAD", "OPTIONS")
 DETAIL_METHODS: Final = ("GET", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 ROOT_METHODS: Final = ("GET", "HEAD", "OPTIONS")
@@ -137,6 +135,8 @@ async def api_root(request: Request) -> HTTPResponse:
 
 
 def register(app: Any) -> None:
+    # A blueprint per app: tests build many apps in one process.
+    bp = Blueprint("books")
     bp.add_route(BookList.as_view(), "/books", strict_slashes=False, name="list")
     bp.add_route(BookDetail.as_view(), "/books/<book_id:int>", strict_slashes=False, name="detail")
     bp.add_route(api_root, "/", methods=list(ROOT_METHODS), name="root")
