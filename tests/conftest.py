@@ -16,6 +16,9 @@ from api import Settings, create_app
 from db import tokens
 
 _names = itertools.count()
+# Sanic rewrites some of its own methods at start-up (TouchUp); in test mode it keeps the
+# originals so that a second app in the same process can start.
+Sanic.test_mode = True
 
 
 @pytest.fixture
