@@ -8,9 +8,10 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
-from tortoise import Tortoise, connections
+from tortoise import Tortoise
+from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.migrations.api.migrate import migrate as tortoise_migrate
 
 __all__ = ["build_config", "close_db", "dialect", "init_db", "migrate", "sqlite_path"]
@@ -27,6 +28,11 @@ SQLITE_PRAGMAS: Final = {
 }
 SQLITE_SCHEMES: Final = ("sqlite",)
 POSTGRES_SCHEMES: Final = ("postgres", "postgresql", "asyncpg")
+# One key per database: every instance's migrations (whatever its schema) queue on it,
+# which also serialises CREATE EXTENSION, a database-wide catalog change.
+MIGRATION_LOCK_KEY: Final = 727274
+# Credentials Tortoise consumes itself; the rest are asyncpg connect()/create_pool() options.
+_TORTOISE_ONLY: Final = ("minsize", "maxsize", "schema", "application_name", "server_settings")
 
 
 def sqlite_path(url: str) -> str | None:
@@ -56,15 +62,20 @@ def build_config(url: str, *, pool_min: int = 1, pool_max: int = 10) -> dict[str
     else:
         parts = urlsplit(url)
         credentials: dict[str, Any] = {
-            "host": parts.hostname or "127.0.0.1",
+            "host": unquote(parts.hostname or "127.0.0.1"),
             "port": parts.port or 5432,
-            "user": parts.username or "postgres",
-            "password": parts.password or "",
-            "database": parts.path.lstrip("/") or "postgres",
+            "user": unquote(parts.username or "postgres"),
+            "password": unquote(parts.password or ""),
+            "database": unquote(parts.path.lstrip("/")) or "postgres",
             "minsize": pool_min,
             "maxsize": pool_max,
         }
-        credentials.update(dict(parse_qsl(parts.query)))
+        # Query parameters pass through: ?schema=NAME (Tortoise sets the search_path),
+        # ?ssl=require, ?host=/run/postgresql, ... libpq's sslmode is asyncpg's ssl.
+        query = dict(parse_qsl(parts.query))
+        if "sslmode" in query:
+            query["ssl"] = query.pop("sslmode")
+        credentials.update(query)
         connection = {"engine": "tortoise.backends.asyncpg", "credentials": credentials}
     return {
         "connections": {"default": connection},
@@ -92,14 +103,26 @@ def _sqlite_migration_lock(path: str) -> Any:
 
 
 @contextlib.asynccontextmanager
-async def _postgres_migration_lock() -> AsyncIterator[None]:
-    conn = connections.get("default")
-    async with conn.acquire_connection() as raw:  # type: ignore[attr-defined]
-        await raw.execute("SELECT pg_advisory_lock(727274)")
+async def _postgres_migration_lock(credentials: dict[str, Any]) -> AsyncIterator[None]:
+    """Hold a session-level advisory lock on a connection of its own for the whole run.
+
+    Not on a connection of Tortoise's pool: Tortoise's migrate() re-initialises Tortoise,
+    which closes that pool, so the lock would be dropped mid-migration (and the pool's
+    close would wait 10 s for the borrowed connection). A lock held by a crashed process
+    is freed by PostgreSQL when its connection ends.
+    """
+    import asyncpg
+
+    options = {k: v for k, v in credentials.items() if k not in _TORTOISE_ONLY}
+    conn = await asyncpg.connect(**options)
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
         try:
             yield
         finally:
-            await raw.execute("SELECT pg_advisory_unlock(727274)")
+            await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
+    finally:
+        await conn.close()
 
 
 def _ensure_sqlite_dir(url: str) -> None:
@@ -112,26 +135,40 @@ def _ensure_sqlite_dir(url: str) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
 
 
-async def migrate(url: str, **pool: int) -> None:
-    """Apply every pending migration; safe when several processes call it at once."""
+async def migrate(url: str) -> None:
+    """Apply every pending migration; safe when several processes call it at once.
+
+    Each caller takes a lock (a file lock beside an SQLite file, an advisory lock on
+    PostgreSQL), then applies what is still pending: the first one migrates, the others
+    wait and find nothing left to do.
+    """
     _ensure_sqlite_dir(url)
-    config = build_config(url, **pool)
+    # A small pool: migrations run one statement at a time.
+    config = build_config(url, pool_min=1, pool_max=2)
     if dialect(url) == "sqlite":
         with _sqlite_migration_lock(sqlite_path(url) or ""):
-            await tortoise_migrate(config=config)
-            await Tortoise.close_connections()
+            try:
+                await tortoise_migrate(config=config)
+            finally:
+                await Tortoise.close_connections()
     else:
-        await Tortoise.init(config=config)
-        async with _postgres_migration_lock():
-            await tortoise_migrate(config=config)
-        await Tortoise.close_connections()
+        credentials = config["connections"]["default"]["credentials"]
+        async with _postgres_migration_lock(credentials):
+            try:
+                await tortoise_migrate(config=config)
+            finally:
+                await Tortoise.close_connections()
 
 
 async def init_db(url: str, *, run_migrations: bool = True, **pool: int) -> None:
     if run_migrations:
-        await migrate(url, **pool)
+        await migrate(url)
     else:
         _ensure_sqlite_dir(url)
+    # Tortoise caches each model's INSERT/UPDATE/DELETE text per process, keyed by the
+    # connection's name ("default") but not its dialect: a process that opens SQLite, then
+    # PostgreSQL (a test session over both backends) would send "?" placeholders to asyncpg.
+    EXECUTOR_CACHE.clear()
     # Sanic runs listeners and requests in different tasks: the context must be global.
     await Tortoise.init(config=build_config(url, **pool), _enable_global_fallback=True)
     from db import sql

@@ -49,12 +49,18 @@ POSTGRES = [
     'CREATE INDEX IF NOT EXISTS "book_title_id" ON "book" ("title", "id")',
     'CREATE INDEX IF NOT EXISTS "book_published_id" ON "book" ("published_date", "id")',
     'CREATE INDEX IF NOT EXISTS "book_price_id" ON "book" ("price_cents", "id")',
+    # Trusted since PostgreSQL 13: the database owner may create it (no superuser needed).
     "CREATE EXTENSION IF NOT EXISTS pg_trgm",
-    'CREATE INDEX IF NOT EXISTS "book_title_trgm" ON "book" USING gin ("title" gin_trgm_ops)',
-    'CREATE INDEX IF NOT EXISTS "book_author_trgm" ON "book" USING gin ("author" gin_trgm_ops)',
+    # {trgm} is the schema pg_trgm lives in, which need not be on this search_path
+    # (a ?schema= deployment whose database has pg_trgm in public already).
+    'CREATE INDEX IF NOT EXISTS "book_title_trgm" ON "book" USING gin ("title" {trgm}.gin_trgm_ops)',
+    'CREATE INDEX IF NOT EXISTS "book_author_trgm" ON "book" USING gin ("author" {trgm}.gin_trgm_ops)',
     'CREATE TABLE IF NOT EXISTS "book_count" ("id" INTEGER PRIMARY KEY CHECK (id = 1), "n" BIGINT NOT NULL)',
     'INSERT INTO "book_count" ("id", "n") SELECT 1, count(*) FROM "book" ON CONFLICT DO NOTHING',
-    """CREATE OR REPLACE FUNCTION book_count_trg() RETURNS trigger LANGUAGE plpgsql AS $$
+    # SET search_path FROM CURRENT: the body finds this schema's book_count whatever the
+    # search_path of the session that writes to book.
+    """CREATE OR REPLACE FUNCTION book_count_trg() RETURNS trigger LANGUAGE plpgsql
+    SET search_path FROM CURRENT AS $$
     BEGIN
         IF TG_OP = 'INSERT' THEN
             UPDATE book_count SET n = n + (SELECT count(*) FROM new_rows) WHERE id = 1;
@@ -72,11 +78,22 @@ POSTGRES = [
 ]
 
 
+TRGM_SCHEMA = """SELECT quote_ident(n.nspname) AS name FROM pg_extension e
+    JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_trgm'"""
+
+
 async def forward(apps, schema_editor) -> None:  # type: ignore[no-untyped-def]
     client = schema_editor.client
-    statements = SQLITE if client.capabilities.dialect == "sqlite" else POSTGRES
-    for statement in statements:
-        await client.execute_script(statement)
+    if client.capabilities.dialect == "sqlite":
+        for statement in SQLITE:
+            await client.execute_script(statement)
+        return
+    trgm = ""
+    for statement in POSTGRES:
+        if "{trgm}" in statement and not trgm:
+            _, rows = await client.execute_query(TRGM_SCHEMA)
+            trgm = rows[0]["name"]
+        await client.execute_script(statement.replace("{trgm}", trgm))
 
 
 class Migration(migrations.Migration):
