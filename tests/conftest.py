@@ -1,9 +1,14 @@
-"""Every test gets its own app over its own SQLite file, started once through ASGI lifespan."""
+"""Every test gets its own app over its own database, started once through ASGI lifespan.
+
+A test that uses the database runs once per backend (``[sqlite]``, plus ``[postgres]`` when
+TEST_DATABASE_URL is set; see tests/backends.py). A test meant for one backend only
+overrides the parameter: ``@pytest.mark.parametrize("backend", ["sqlite"])``.
+"""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +18,7 @@ from asgi_lifespan import LifespanManager
 from sanic import Sanic
 
 from api import Settings, create_app
+from backends import BACKENDS, TEST_DATABASE_URL, TEST_REDIS_URL, PostgresSchema
 from db import tokens
 
 _names = itertools.count()
@@ -21,14 +27,45 @@ _names = itertools.count()
 Sanic.test_mode = True
 
 
-@pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    return f"sqlite://{tmp_path / 'db.sqlite3'}"
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresSchema]:
+    """This session's PostgreSQL schema, migrated once."""
+    if TEST_DATABASE_URL is None:
+        pytest.skip("TEST_DATABASE_URL is not set")
+    schema = PostgresSchema(TEST_DATABASE_URL)
+    try:
+        yield schema
+    finally:
+        schema.drop()
 
 
 @pytest.fixture
-def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url)
+def redis_url() -> str:
+    if TEST_REDIS_URL is None:
+        pytest.skip("TEST_REDIS_URL is not set")
+    return TEST_REDIS_URL
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """An empty, migrated database: a new SQLite file, or this session's PostgreSQL
+    schema truncated."""
+    if backend == "sqlite":
+        return f"sqlite://{tmp_path / 'db.sqlite3'}"
+    pg: PostgresSchema = request.getfixturevalue("postgres")
+    pg.reset()
+    return pg.url
+
+
+@pytest.fixture
+def settings(backend: str, database_url: str) -> Settings:
+    # The PostgreSQL schema is migrated once per session; a new SQLite file on start-up.
+    return Settings(database_url=database_url, migrate_on_start=backend == "sqlite")
 
 
 @pytest.fixture
