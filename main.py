@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
@@ -20,12 +21,30 @@ def _settings() -> Settings:
         raise SystemExit(2) from None
 
 
+def _fresh_metrics_dir() -> None:
+    """Give the workers' metrics one empty folder, so old counts never leak into new ones.
+
+    prometheus-client picks its multiprocess mode at import, so this runs before any
+    worker is spawned; the workers inherit the variable.
+    """
+    import shutil
+    import tempfile
+
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if path:
+        shutil.rmtree(path, ignore_errors=True)
+        os.makedirs(path, exist_ok=True)
+    else:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="bookshelf-metrics-")
+
+
 def serve(settings: Settings) -> None:
     from sanic import Sanic
     from sanic.worker.loader import AppLoader
 
     from api.app import create_app
 
+    _fresh_metrics_dir()
     loader = AppLoader(factory=partial(create_app, settings))
     app = loader.load()
     app.prepare(

@@ -8,16 +8,12 @@ import orjson
 from sanic import Sanic
 from sanic_ext import Extend
 
-from api import books, middleware
+from api import books, observability, ops, ratelimit
 from api.errors import APIErrorHandler
 from api.settings import Settings
 from db import close_db, init_db
 
 APP_NAME = "bookshelf"
-
-
-def _dumps(obj: object) -> str:
-    return orjson.dumps(obj).decode()
 
 
 def create_app(settings: Settings | None = None, *, name: str = APP_NAME) -> Sanic:
@@ -27,6 +23,7 @@ def create_app(settings: Settings | None = None, *, name: str = APP_NAME) -> San
         ctx=SimpleNamespace(settings=settings),
         error_handler=APIErrorHandler(),
         dumps=orjson.dumps,
+        log_config=observability.log_config(settings.log_level),
     )
     app.config.update(
         {
@@ -37,6 +34,9 @@ def create_app(settings: Settings | None = None, *, name: str = APP_NAME) -> San
             "RESPONSE_TIMEOUT": settings.response_timeout,
             "KEEP_ALIVE_TIMEOUT": settings.keep_alive_timeout,
             "REQUEST_ID_HEADER": "X-Request-ID",
+            "GRACEFUL_SHUTDOWN_TIMEOUT": settings.graceful_shutdown_timeout,
+            # Our own JSON access line (observability) replaces Sanic's.
+            "NOISY_EXCEPTIONS": False,
         }
     )
     app.config.update(
@@ -54,8 +54,10 @@ def create_app(settings: Settings | None = None, *, name: str = APP_NAME) -> San
         }
     )
     Extend(app)
+    observability.register(app)
+    ratelimit.register(app)
     books.register(app)
-    middleware.register(app)
+    ops.register(app)
 
     @app.before_server_start
     async def _open_db(app: Sanic) -> None:

@@ -42,6 +42,7 @@ class Settings:
     request_timeout: float = 30.0
     response_timeout: float = 30.0
     keep_alive_timeout: float = 5.0
+    graceful_shutdown_timeout: float = 15.0
     db_pool_min: int = 1
     db_pool_max: int = 10
     # Apply pending migrations when a worker starts (safe with several workers at once).
@@ -99,6 +100,7 @@ class Settings:
         kw.update(_float(env, "REQUEST_TIMEOUT", "request_timeout"))
         kw.update(_float(env, "RESPONSE_TIMEOUT", "response_timeout"))
         kw.update(_float(env, "KEEP_ALIVE_TIMEOUT", "keep_alive_timeout"))
+        kw.update(_float(env, "GRACEFUL_SHUTDOWN_TIMEOUT", "graceful_shutdown_timeout"))
         kw.update(_int(env, "DB_POOL_MIN", "db_pool_min", 1, 1000))
         kw.update(_int(env, "DB_POOL_MAX", "db_pool_max", 1, 1000))
         kw.update(_bool(env, "MIGRATE_ON_START", "migrate_on_start"))

@@ -1,0 +1,141 @@
+"""Metrics, structured logs and the access log: one timing middleware pair for all three.
+
+Metrics go through prometheus-client. With several workers, ``main.py serve`` points
+PROMETHEUS_MULTIPROC_DIR at a fresh folder before the workers start, so every worker
+writes its counts there and ``/metrics`` sums them (prometheus-client's multiprocess mode).
+Route labels are route templates (``/books/<id>``), never raw paths.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any, Final
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+from sanic import Request
+from sanic.logging.formatter import JSONFormatter
+from sanic.response import BaseHTTPResponse
+
+access_log = logging.getLogger("bookshelf.access")
+
+LATENCY_BUCKETS: Final = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)
+UNMATCHED: Final = "<unmatched>"
+
+
+class CompactJSONFormatter(JSONFormatter):
+    """One JSON object a line: time, level, logger, message and the record's extras."""
+
+    FIELDS = ["name"]
+
+
+def log_config(level: str) -> dict[str, Any]:
+    formatter = {"()": CompactJSONFormatter}
+    handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+    names = ("sanic.root", "sanic.error", "sanic.server", "sanic.websockets", "bookshelf")
+    loggers: dict[str, Any] = {
+        name: {"level": level, "handlers": ["console"], "propagate": False} for name in names
+    }
+    # Sanic's own access log is off: bookshelf writes one structured line per request.
+    loggers["sanic.access"] = {"level": "CRITICAL", "handlers": [], "propagate": False}
+    loggers["tortoise"] = {"level": "WARNING", "handlers": ["console"], "propagate": False}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": formatter},
+        "handlers": {"console": handler},
+        "loggers": loggers,
+    }
+
+
+def route_label(request: Request) -> str:
+    route = request.route
+    if route is None:
+        return UNMATCHED
+    path = "/" + route.path if not route.path.startswith("/") else route.path
+    return path.replace("<book_id:int>", "<id>").rstrip("/") or "/"
+
+
+class Metrics:
+    """The request counter and latency histogram of one app (one registry per app)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "bookshelf_http_requests",
+            "HTTP requests answered, by route template, method and status.",
+            ("route", "method", "status"),
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "bookshelf_http_request_duration_seconds",
+            "Time from the request's arrival at the app to its response, by route template.",
+            ("route", "method"),
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        # labels() takes a lock and builds a key each call: keep the children.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        key = (route, method, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(route, method, str(status)),
+                self.latency.labels(route, method),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def exposition(self) -> tuple[bytes, str]:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+async def _start_timer(request: Request) -> None:
+    request.ctx.t0 = time.perf_counter()
+
+
+def _finish(request: Request, response: BaseHTTPResponse) -> None:
+    t0 = getattr(request.ctx, "t0", None)
+    seconds = time.perf_counter() - t0 if t0 is not None else 0.0
+    route = route_label(request)
+    metrics: Metrics = request.app.ctx.metrics
+    metrics.observe(route, request.method, response.status, seconds)
+    if request.app.ctx.settings.access_log:
+        access_log.info(
+            "%s %s %s",
+            request.method,
+            request.path,
+            response.status,
+            extra={
+                "request_id": str(request.id),
+                "method": request.method,
+                "route": route,
+                "path": request.path,
+                "status": response.status,
+                "duration_ms": round(seconds * 1000, 3),
+                "client": request.remote_addr or request.ip,
+            },
+        )
+
+
+async def _observe(request: Request, response: BaseHTTPResponse) -> None:
+    response.headers["X-Request-ID"] = str(request.id)
+    _finish(request, response)
+
+
+def register(app: Any) -> None:
+    app.ctx.metrics = Metrics()
+    app.register_middleware(_start_timer, "request")
+    app.register_middleware(_observe, "response")
