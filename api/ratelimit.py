@@ -47,7 +47,7 @@ local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
 local new_tat = tat + interval
 local wait = new_tat - period - now
-if wait > 0 then return tostring(wait) end
+if wait > 0.001 then return tostring(wait) end
 redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil(new_tat - now) + 1000)
 return '0'
 """
@@ -109,7 +109,7 @@ class LocalBudget:
         tat = max(tat, now)
         new_tat = tat + interval
         wait = new_tat - period - now
-        if wait > 0:
+        if wait > 1e-6:  # not a rounding residue of (now + period) - period - now
             return wait
         keys[slot] = h
         tats[slot] = new_tat

@@ -87,3 +87,12 @@ async def authenticate(key: str) -> bool:
     if last_used is None or now - last_used > LAST_USED_RESOLUTION:
         await ApiToken.filter(id=rows[0]["id"]).update(last_used_at=now)
     return True
+
+
+async def is_active(key: str) -> bool:
+    """True when ``key`` belongs to an unrevoked token (no last-use bookkeeping)."""
+    rows = await sql.fetch(
+        "SELECT 1 AS ok FROM api_token WHERE key_hash = ? AND revoked_at IS NULL",
+        [hash_key(key)],
+    )
+    return bool(rows)

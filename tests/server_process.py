@@ -1,0 +1,97 @@
+"""Start the real server (`python main.py serve`) on 127.0.0.1 for tests where workers,
+signals or sockets matter, and always stop it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "main.py", *args],
+        cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=60,
+    )
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early with status {process.returncode}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("server did not become ready in time")
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 20.0) -> int:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+    return process.returncode
+
+
+@contextlib.contextmanager
+def running_server(tmp_path: Path, env: dict[str, str] | None = None) -> Iterator[Server]:
+    port = free_port()
+    full_env = {
+        **os.environ,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "WORKERS": "1",
+        "DATABASE_URL": f"sqlite://{tmp_path / 'server.sqlite3'}",
+        **(env or {}),
+    }
+    full_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    log_path = tmp_path / f"server-{port}.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "main.py", "serve"], cwd=ROOT, env=full_env,
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    server = Server(process, port, log_path)
+    try:
+        wait_ready(server.url, process)
+        yield server
+    finally:
+        stop(process)
