@@ -22,7 +22,8 @@ _NULL_CHAR: Final = "Null characters are not allowed."
 
 def last(args: Mapping[str, Sequence[str]], name: str) -> str | None:
     """The last value of a query parameter, as Django's QueryDict.get gives it."""
-    values = args.get(name)
+    # Sanic's RequestParameters.get gives the first value (a str), not the list.
+    values = args.getlist(name) if hasattr(args, "getlist") else args.get(name)
     return values[-1] if values else None
 
 
