@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -44,6 +45,13 @@ def serve(settings: Settings) -> None:
 
     from api.app import create_app
 
+    if settings.migrate_on_start:
+        # Migrate once here, before any worker exists, so workers start at once and
+        # never queue on the migration lock; other instances still take that lock.
+        from db import migrate
+
+        asyncio.run(migrate(settings.database_url))
+        settings = dataclasses.replace(settings, migrate_on_start=False)
     _fresh_metrics_dir()
     loader = AppLoader(factory=partial(create_app, settings))
     app = loader.load()

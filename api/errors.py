@@ -149,6 +149,9 @@ def _translate(request: Request | None, exc: Exception) -> tuple[int, Any, dict[
         return 413, {"detail": TOO_LARGE.format(n=limit)}, {}
     if isinstance(exc, (sanic_exc.RequestTimeout, sanic_exc.ServiceUnavailable)):
         return exc.status_code, {"detail": TIMEOUT}, {}
+    if isinstance(exc, sanic_exc.RequestCancelled):
+        # The client went away: nobody will read this answer, and it is no server fault.
+        return 499, {"detail": "Client closed the request."}, {}
     if isinstance(exc, sanic_exc.SanicException) and 400 <= exc.status_code < 500:
         return exc.status_code, {"detail": str(exc) or "Bad request."}, dict(exc.headers or {})
     return 500, None, {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import os
@@ -89,13 +90,13 @@ def build_config(url: str, *, pool_min: int = 1, pool_max: int = 10) -> dict[str
     }
 
 
-@contextlib.contextmanager
-def _sqlite_migration_lock(path: str) -> Any:
-    # Several workers (or instances on one host) start at once: one of them migrates,
-    # the others wait on the lock and then find nothing left to apply.
+@contextlib.asynccontextmanager
+async def _sqlite_migration_lock(path: str) -> AsyncIterator[None]:
+    # Several processes start at once: one of them migrates, the others wait on the lock
+    # (in a thread, so their event loops keep running) and then find nothing to apply.
     lock_path = f"{path}.migrate-lock"
     with open(lock_path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+        await asyncio.to_thread(fcntl.flock, fh, fcntl.LOCK_EX)
         try:
             yield
         finally:
@@ -146,7 +147,7 @@ async def migrate(url: str) -> None:
     # A small pool: migrations run one statement at a time.
     config = build_config(url, pool_min=1, pool_max=2)
     if dialect(url) == "sqlite":
-        with _sqlite_migration_lock(sqlite_path(url) or ""):
+        async with _sqlite_migration_lock(sqlite_path(url) or ""):
             try:
                 await tortoise_migrate(config=config)
             finally:

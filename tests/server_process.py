@@ -46,18 +46,20 @@ def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
     )
 
 
-def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+def wait_ready(server: Server, workers: int, timeout: float = 60.0) -> None:
+    """Until every worker has said it is ready and one of them answers /readyz."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited early with status {process.returncode}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
+        if server.process.poll() is not None:
+            raise RuntimeError(f"server exited early ({server.process.returncode}):\n{server.log()}")
+        if server.log().count("Worker ready") >= workers:
+            try:
+                if httpx.get(f"{server.url}/readyz", timeout=5.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
         time.sleep(0.1)
-    raise RuntimeError("server did not become ready in time")
+    raise RuntimeError(f"server did not become ready in time:\n{server.log()}")
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 20.0) -> int:
@@ -91,7 +93,7 @@ def running_server(tmp_path: Path, env: dict[str, str] | None = None) -> Iterato
         )
     server = Server(process, port, log_path)
     try:
-        wait_ready(server.url, process)
+        wait_ready(server, int(full_env["WORKERS"]))
         yield server
     finally:
         stop(process)
