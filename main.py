@@ -44,6 +44,7 @@ def serve(settings: Settings) -> None:
     from sanic.worker.loader import AppLoader
 
     from api.app import create_app
+    from api.protocol import DeadlineHttpProtocol
 
     if settings.migrate_on_start:
         # Migrate once here, before any worker exists, so workers start at once and
@@ -56,6 +57,7 @@ def serve(settings: Settings) -> None:
     loader = AppLoader(factory=partial(create_app, settings))
     app = loader.load()
     app.prepare(
+        protocol=DeadlineHttpProtocol,
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
