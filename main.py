@@ -122,6 +122,37 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
+    from db import seed
+
+    if args.count < 0:
+        print("bookshelf: --count must not be negative", file=sys.stderr)  # noqa: T201
+        return 2
+    tty = sys.stderr.isatty()
+
+    def progress(done: int, total: int) -> None:
+        last = done >= total
+        print(f"{chr(13) if tty else ''}seeding: {done:,}/{total:,} rows"  # noqa: T201
+              + ("; indexing" if last else ""), end="\n" if last or not tty else "",
+              file=sys.stderr, flush=True)
+
+    async def job() -> tuple[seed.SeedReport, tuple[int, int, int | None]]:
+        report = await seed.seed_books(count=args.count, seed=args.seed, replace=args.replace,
+                                       progress=progress)
+        return report, await seed.check_counts()
+
+    report, (rows, counted, indexed) = _with_db(settings, job)
+    ids = f"ids {report.first_id}-{report.last_id}" if report.inserted else "no rows"
+    print(f"seeded {report.inserted:,} books ({ids}, seed {args.seed}) in "  # noqa: T201
+          f"{report.seconds:.1f} s; the table holds {rows:,} rows, book_count says {counted:,}"
+          + ("" if indexed is None else f", the search index {indexed:,}"))
+    if counted != rows or indexed not in (None, rows):
+        print("bookshelf: book_count or the search index disagrees with the table",  # noqa: T201
+              file=sys.stderr)
+        return 1
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="main.py", description=__doc__)
     sub = parser.add_subparsers(dest="command")
@@ -132,6 +163,10 @@ def _parser() -> argparse.ArgumentParser:
     token_sub.add_parser("create", help="create a token and print its key once").add_argument("name")
     token_sub.add_parser("list", help="list tokens (never their keys)")
     token_sub.add_parser("revoke", help="revoke a token at once").add_argument("name")
+    seeding = sub.add_parser("seed", help="insert N deterministic books (benchmarks, demos)")
+    seeding.add_argument("--count", type=int, required=True, help="how many books to insert")
+    seeding.add_argument("--seed", type=int, default=1, help="the same seed gives the same books")
+    seeding.add_argument("--replace", action="store_true", help="empty the table first (ids 1..N)")
     return parser
 
 
@@ -145,6 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_migrate(settings, args)
     if args.command == "token":
         return cmd_token(settings, args)
+    if args.command == "seed":
+        return cmd_seed(settings, args)
     return 2
 
 

@@ -41,13 +41,15 @@ def create_app(settings: Settings | None = None, *, name: str = APP_NAME) -> San
     )
     app.config.update(
         {
-            # sanic-ext: our views answer HEAD and OPTIONS themselves (OPTIONS has a
-            # DRF-style body); CORS only when origins are configured.
+            # sanic-ext: the books views answer HEAD and OPTIONS themselves (OPTIONS
+            # has a DRF-style body); CORS only when origins are configured.
             "HTTP_AUTO_HEAD": False,
-            "HTTP_AUTO_OPTIONS": False,
+            # Routes without an OPTIONS handler of their own (ops, docs) get sanic-ext's.
+            "HTTP_AUTO_OPTIONS": True,
             "CORS": bool(settings.cors_origins),
             "CORS_ORIGINS": ",".join(settings.cors_origins),
-            "CORS_AUTOMATIC_OPTIONS": False,
+            # Preflight headers are added to our own OPTIONS answers.
+            "CORS_AUTOMATIC_OPTIONS": True,
             "CORS_EXPOSE_HEADERS": "ETag, Location, X-Request-ID, Retry-After",
             "OAS_UI_DEFAULT": "swagger",
             "OAS_UI_REDOC": False,

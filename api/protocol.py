@@ -15,7 +15,7 @@ from sanic.server.protocols.http_protocol import HttpProtocol
 
 class DeadlineHttpProtocol(HttpProtocol):
     def data_received(self, data: bytes) -> None:
-        http = self._http
+        http = getattr(self, "_http", None)  # set once the connection task runs
         started = self._time
         super().data_received(data)
         if http is not None and http.stage in (Stage.REQUEST, Stage.HANDLER):
