@@ -1,0 +1,65 @@
+"""db.seed: deterministic rows, ids in order, and the counter and search index kept right."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from db import seed, sql
+
+pytestmark = pytest.mark.asyncio
+
+
+async def _rows() -> list[Any]:
+    return list(await sql.fetch(
+        "SELECT id, title, author, published_date, price_cents, version FROM book ORDER BY id"
+    ))
+
+
+async def test_seed_writes_the_seeded_books_in_batches(client: httpx.AsyncClient) -> None:
+    report = await seed.seed_books(count=150, batch_size=64)
+    assert (report.inserted, report.first_id, report.last_id, report.total) == (150, 1, 150, 150)
+    rows = await _rows()
+    assert [r["id"] for r in rows] == list(range(1, 151))
+    for row in rows[:20]:
+        title, author, published, cents = seed.book_for(row["id"])
+        assert (row["title"], row["author"], row["price_cents"], row["version"]) == (
+            title, author, cents, 1)
+        assert str(row["published_date"]) == published.isoformat()
+        assert 100 <= cents <= 99_999
+    assert await seed.check_counts(thorough=True) in ((150, 150, 150), (150, 150, None))
+
+
+async def test_seed_appends_after_the_highest_id_and_replace_starts_over(
+    client: httpx.AsyncClient,
+) -> None:
+    await seed.seed_books(count=10)
+    report = await seed.seed_books(count=5, seed=7)
+    assert (report.first_id, report.last_id, report.total) == (11, 15, 15)
+    assert (await _rows())[12]["title"] == seed.book_for(13, seed=7)[0]
+    report = await seed.seed_books(count=8, replace=True)
+    assert (report.first_id, report.last_id, report.total) == (1, 8, 8)
+    assert await seed.check_counts(thorough=True) in ((8, 8, 8), (8, 8, None))
+
+
+async def test_writes_after_a_seed_keep_count_and_search_in_step(
+    client: httpx.AsyncClient, auth: dict[str, str], book_data: dict[str, Any]
+) -> None:
+    await seed.seed_books(count=40)
+    created = await client.post(
+        "/books/", json={**book_data, "title": "Zyzzyva Quarterly"}, headers=auth
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["id"] == 41  # the id sequence moved past the seeded ids
+    page = (await client.get("/books/", params={"limit": 1})).json()
+    assert page["count"] == 41
+    found = (await client.get("/books/", params={"search": "zyzzyva"})).json()
+    assert [b["id"] for b in found["results"]] == [41]
+    deleted = await client.delete("/books/1/", headers=auth)
+    assert deleted.status_code == 204
+    assert (await client.get("/books/", params={"limit": 1})).json()["count"] == 40
+    term = seed.book_for(2)[1].split()[-1].lower()  # an author's surname, seeded
+    hits = (await client.get("/books/", params={"search": term, "limit": 100})).json()
+    assert 2 in [b["id"] for b in hits["results"]]
