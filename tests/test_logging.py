@@ -1,0 +1,86 @@
+"""Structured logs: the access line when ACCESS_LOG is on, and an unexpected exception
+logged once with its traceback behind the contract's opaque 500."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from sanic import Sanic
+
+from api import Settings, create_app
+from api.errors import SERVER_ERROR
+from api.observability import CompactJSONFormatter
+from tests.server_process import running_server
+
+
+async def _serve(app: Sanic) -> AsyncIterator[httpx.AsyncClient]:
+    try:
+        async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
+            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+                yield c
+    finally:
+        Sanic.unregister_app(app)
+
+
+@pytest.fixture
+async def crashing(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(Settings(database_url=database_url), name="bookshelf_crash")
+
+    @app.get("/crash")
+    async def crash(request):  # type: ignore[no-untyped-def]
+        raise RuntimeError("secret internals")
+
+    async for c in _serve(app):
+        yield c
+
+
+async def test_unexpected_exception_is_an_opaque_500_logged_once(
+    crashing: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR):
+        response = await crashing.get("/crash", headers={"X-Request-ID": "req-500"})
+    assert response.status_code == 500
+    assert response.json() == {"detail": SERVER_ERROR, "request_id": "req-500"}
+    assert "secret" not in response.text
+    assert response.headers["x-request-id"] == "req-500"
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    assert errors[0].exc_info is not None
+    assert getattr(errors[0], "request_id", None) == "req-500"
+
+
+def test_log_lines_are_json_objects() -> None:
+    record = logging.LogRecord("bookshelf.access", logging.INFO, __file__, 1, "GET / 200", None, None)
+    record.request_id = "abc"
+    line = json.loads(CompactJSONFormatter().format(record))
+    assert line["message"] == "GET / 200" and line["request_id"] == "abc"
+    assert line["level"] == "INFO" and "timestamp" in line
+
+
+@pytest.mark.server
+def test_access_log_lines_when_enabled(tmp_path: Path) -> None:
+    with running_server(tmp_path, {"ACCESS_LOG": "true"}) as server:
+        httpx.get(f"{server.url}/books/7/", headers={"X-Request-ID": "trace-me"})
+        log = server.log()
+    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    access = [line for line in lines if line.get("name") == "bookshelf.access"
+              and line.get("request_id") == "trace-me"]
+    assert len(access) == 1, log
+    entry = access[0]
+    assert entry["method"] == "GET" and entry["route"] == "/books/<id>" and entry["status"] == 404
+    assert isinstance(entry["duration_ms"], float)
+
+
+@pytest.mark.server
+def test_access_log_is_off_by_default(tmp_path: Path) -> None:
+    with running_server(tmp_path) as server:
+        httpx.get(f"{server.url}/books/")
+        log = server.log()
+    assert "bookshelf.access" not in log
