@@ -177,8 +177,25 @@ async def init_db(url: str, *, run_migrations: bool = True, **pool: int) -> None
     sql.configure(dialect(url))
 
 
+_closing: dict[str, asyncio.Future[None]] = {}
+
+
 async def close_db() -> None:
-    await Tortoise.close_connections()
+    """Close the connections; concurrent callers share one close.
+
+    Sanic can run a worker's shutdown listeners twice when two signals arrive together;
+    two overlapping closes of one aiosqlite connection left its thread answering a loop
+    that had already been closed.
+    """
+    task = _closing.get("task")
+    if task is None:
+        task = asyncio.ensure_future(Tortoise.close_connections())
+        _closing["task"] = task
+    try:
+        await asyncio.shield(task)
+    finally:
+        if task.done() and _closing.get("task") is task:
+            del _closing["task"]
 
 
 def env_database_url() -> str:
