@@ -1,0 +1,84 @@
+"""Shared helpers for the books tests: building books, bulk-loading rows, walking pages."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+from api.serializers import WRITABLE, price_text
+from db import books as db_books
+
+ROOT_ALLOW = "GET, HEAD, OPTIONS"
+LIST_ALLOW = "GET, POST, HEAD, OPTIONS"
+DETAIL_ALLOW = "GET, PUT, PATCH, DELETE, HEAD, OPTIONS"
+JSON_TYPE = "application/json"
+
+
+def book(i: int, **overrides: Any) -> dict[str, Any]:
+    """A valid book body, distinct per ``i``, with deliberately repeating sort keys."""
+    data = {
+        "title": f"Title {(i * 7) % 13:02d}",
+        "author": f"Author {i % 5}",
+        "published_date": (dt.date(2000, 1, 1) + dt.timedelta(days=(i * 37) % 41)).isoformat(),
+        "price": price_text(((i * 11) % 29) * 50 + 99),
+    }
+    data.update(overrides)
+    return data
+
+
+async def create(client: httpx.AsyncClient, auth: dict[str, str], data: Any) -> Any:
+    response = await client.post("/books/", json=data, headers=auth)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def bulk(client: httpx.AsyncClient, auth: dict[str, str], items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Create books through the API's bulk create, in chunks of the bulk limit."""
+    created: list[dict[str, Any]] = []
+    for start in range(0, len(items), 1000):
+        created += await create(client, auth, items[start : start + 1000])
+    return created
+
+
+async def load_rows(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Insert books straight through db.books (the app's database must be open)."""
+    from api.serializers import to_json, validate_bulk
+
+    rows = await db_books.create_books(validate_bulk(items))
+    return [to_json(row) for row in rows]
+
+
+def query(url: str) -> dict[str, list[str]]:
+    return parse_qs(urlsplit(url).query, keep_blank_values=True)
+
+
+def rel(url: str) -> str:
+    """An absolute link from the API as a path + query for the test client."""
+    parts = urlsplit(url)
+    assert parts.scheme == "http" and parts.netloc == "testserver", url
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+async def walk_next(client: httpx.AsyncClient, url: str, *, max_pages: int = 1000) -> list[dict[str, Any]]:
+    """Follow ``next`` links from ``url``; returns every page body."""
+    pages = []
+    for _ in range(max_pages):
+        response = await client.get(url)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        pages.append(page)
+        if page["next"] is None:
+            return pages
+        url = rel(page["next"])
+    raise AssertionError("too many pages")
+
+
+def ids(items: list[dict[str, Any]]) -> list[int]:
+    return [item["id"] for item in items]
+
+
+def book_fields(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: item[k] for k in WRITABLE}

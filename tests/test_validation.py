@@ -1,0 +1,453 @@
+"""Validation exactly as the contract's field table, with DRF's error shapes and messages."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+from helpers import create
+
+from api import errors as e
+
+pytestmark = pytest.mark.asyncio
+
+TOO_LONG = e.MAX_LENGTH.format(n=255)
+MAX_DIGITS = e.MAX_DIGITS.format(n=5)
+MAX_PLACES = e.MAX_PLACES.format(n=2)
+MAX_WHOLE = e.MAX_WHOLE.format(n=3)
+NEGATIVE = e.MIN_VALUE.format(n=0)
+
+
+async def post(client: httpx.AsyncClient, auth: dict[str, str], data: Any) -> httpx.Response:
+    return await client.post("/books/", json=data, headers=auth)
+
+
+async def assert_nothing_created(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/books/")).json()["count"] == 0
+
+
+async def test_empty_object_lists_every_required_field(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    response = await post(client, auth, {})
+    assert response.status_code == 400
+    assert response.json() == {
+        "title": [e.REQUIRED],
+        "author": [e.REQUIRED],
+        "published_date": [e.REQUIRED],
+        "price": [e.REQUIRED],
+    }
+    await assert_nothing_created(client)
+
+
+async def test_empty_body_is_every_field_required(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    response = await client.post(
+        "/books/", content=b"", headers={**auth, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert set(response.json()) == {"title", "author", "published_date", "price"}
+
+
+@pytest.mark.parametrize("field", ["title", "author", "published_date", "price"])
+async def test_missing_field(
+    client: httpx.AsyncClient, auth: dict[str, str], book_data: dict[str, Any], field: str
+) -> None:
+    del book_data[field]
+    response = await post(client, auth, book_data)
+    assert response.status_code == 400
+    assert response.json() == {field: [e.REQUIRED]}
+    await assert_nothing_created(client)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("title", "", e.BLANK),
+        ("title", "   \t\n ", e.BLANK),
+        ("author", "", e.BLANK),
+        ("author", "  ", e.BLANK),
+        ("title", None, e.NULL),
+        ("author", None, e.NULL),
+        ("published_date", None, e.NULL),
+        ("price", None, e.NULL),
+        ("title", True, e.NOT_STRING),
+        ("title", False, e.NOT_STRING),
+        ("title", ["Dune"], e.NOT_STRING),
+        ("title", {"x": 1}, e.NOT_STRING),
+        ("author", [], e.NOT_STRING),
+        ("author", {}, e.NOT_STRING),
+        ("price", True, e.INVALID_NUMBER),
+        ("price", [12], e.INVALID_NUMBER),
+        ("price", {"amount": 12}, e.INVALID_NUMBER),
+        ("price", "", e.INVALID_NUMBER),
+        ("price", "abc", e.INVALID_NUMBER),
+        ("price", "NaN", e.INVALID_NUMBER),
+        ("price", "Infinity", e.INVALID_NUMBER),
+        ("price", "-inf", e.INVALID_NUMBER),
+        ("price", "12,50", e.INVALID_NUMBER),
+        ("price", "1234.567", MAX_DIGITS),
+        ("price", 1234.567, MAX_DIGITS),
+        ("price", "12.345", MAX_PLACES),
+        ("price", 12.345, MAX_PLACES),
+        ("price", "0.001", MAX_PLACES),
+        ("price", "1234.5", MAX_WHOLE),
+        ("price", 1000, MAX_WHOLE),
+        ("price", "1000", MAX_WHOLE),
+        ("price", "1E+3", MAX_WHOLE),
+        ("price", "-1", NEGATIVE),
+        ("price", -1, NEGATIVE),
+        ("price", "-0.01", NEGATIVE),
+        ("published_date", "2023-02-30", e.BAD_DATE),
+        ("published_date", "2023-13-01", e.BAD_DATE),
+        ("published_date", "2023-2-3", e.BAD_DATE),
+        ("published_date", 20230203, e.BAD_DATE),
+        ("published_date", "20230203", e.BAD_DATE),
+        ("published_date", "2023-02-03T10:00:00", e.BAD_DATE),
+        ("published_date", "2023-02-03T10:00:00Z", e.BAD_DATE),
+        ("published_date", "2023-02-03 10:00", e.BAD_DATE),
+        ("published_date", "03/02/2023", e.BAD_DATE),
+        ("published_date", "", e.BAD_DATE),
+        ("published_date", True, e.BAD_DATE),
+        ("published_date", ["2023-02-03"], e.BAD_DATE),
+        ("published_date", {}, e.BAD_DATE),
+    ],
+)
+async def test_bad_value(
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    book_data: dict[str, Any],
+    field: str,
+    value: Any,
+    message: str,
+) -> None:
+    book_data[field] = value
+    response = await post(client, auth, book_data)
+    assert response.status_code == 400, response.text
+    assert response.json() == {field: [message]}
+    await assert_nothing_created(client)
+
+
+async def test_every_bad_field_reported_at_once(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    response = await post(
+        client,
+        auth,
+        {"title": "", "author": None, "published_date": "2023-02-30", "price": "1234.567"},
+    )
+    assert response.status_code == 400
+    assert response.json() == {
+        "title": [e.BLANK],
+        "author": [e.NULL],
+        "published_date": [e.BAD_DATE],
+        "price": [MAX_DIGITS],
+    }
+
+
+@pytest.mark.parametrize("field", ["title", "author"])
+async def test_length_limit_counts_after_trimming(
+    client: httpx.AsyncClient, auth: dict[str, str], book_data: dict[str, Any], field: str
+) -> None:
+    book_data[field] = "x" * 256
+    response = await post(client, auth, book_data)
+    assert response.status_code == 400
+    assert response.json() == {field: [TOO_LONG]}
+
+    book_data[field] = "  " + "x" * 255 + "  "
+    created = await create(client, auth, book_data)
+    assert created[field] == "x" * 255
+
+    book_data[field] = "é" * 255  # characters, not bytes
+    created = await create(client, auth, book_data)
+    assert created[field] == "é" * 255
+
+
+async def test_titles_and_authors_are_trimmed(
+    client: httpx.AsyncClient, auth: dict[str, str], book_data: dict[str, Any]
+) -> None:
+    book_data.update(title="  Dune \n", author="\tFrank Herbert  ")
+    created = await create(client, auth, book_data)
+    assert created["title"] == "Dune"
+    assert created["author"] == "Frank Herbert"
+    assert (await client.get(f"/books/{created['id']}/")).json()["title"] == "Dune"
+    patched = await client.patch(
+        f"/books/{created['id']}/", json={"title": "  Messiah  "}, headers=auth
+    )
+    assert patched.json()["title"] == "Messiah"
+
+
+async def test_numbers_are_accepted_as_strings_like_drf(
+    client: httpx.AsyncClient, auth: dict[str, str], book_data: dict[str, Any]
+) -> None:
+    book_data.update(title=1984, author=42)
+    created = await create(client, auth, book_data)
+    assert created["title"] == "1984"
+    assert created["author"] == "42"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ('"12.5"', "12.50"),
+        ("12.5", "12.50"),
+        ('"12.50"', "12.50"),
+        ("12", "12.00"),
+        ('"0"', "0.00"),
+        ("0", "0.00"),
+        ("0.1", "0.10"),
+        ("0.30", "0.30"),
+        ('"999.99"', "999.99"),
+        ("999.99", "999.99"),
+        ('" 7.5 "', "7.50"),
+        ("1E+2", "100.00"),
+        ('"-0"', "0.00"),
+    ],
+)
+async def test_price_accepted_and_normalised(
+    client: httpx.AsyncClient, auth: dict[str, str], raw: str, expected: str
+) -> None:
+    body = f'{{"title": "T", "author": "A", "published_date": "2020-01-01", "price": {raw}}}'
+    response = await client.post(
+        "/books/", content=body.encode(), headers={**auth, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 201, (raw, response.text)
+    assert response.json()["price"] == expected
+    again = await client.get(f"/books/{response.json()['id']}/")
+    assert again.json()["price"] == expected
+
+
+async def test_price_never_passes_through_a_float(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    # 0.1 + 0.2 is 0.30000000000000004 as a float; as a decimal these are exact.
+    body = b'{"title": "T", "author": "A", "published_date": "2020-01-01", "price": 999.99}'
+    response = await client.post(
+        "/books/", content=body, headers={**auth, "Content-Type": "application/json"}
+    )
+    assert response.json()["price"] == "999.99"
+    # A float with more places than allowed must be rejected, not rounded.
+    body = b'{"title": "T", "author": "A", "published_date": "2020-01-01", "price": 0.30000000000000004}'
+    response = await client.post(
+        "/books/", content=body, headers={**auth, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.json() == {"price": [MAX_DIGITS]}
+
+
+@pytest.mark.parametrize("raw", ["NaN", "Infinity", "-Infinity"])
+async def test_non_json_numbers_are_parse_errors(
+    client: httpx.AsyncClient, auth: dict[str, str], raw: str
+) -> None:
+    body = f'{{"title": "T", "author": "A", "published_date": "2020-01-01", "price": {raw}}}'
+    response = await client.post(
+        "/books/", content=body.encode(), headers={**auth, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("JSON parse error - ")
+    await assert_nothing_created(client)
+
+
+@pytest.mark.parametrize("raw", ["1e999", "-1e999", "123456789012345678901234567890"])
+async def test_huge_price_numbers_are_field_errors(
+    client: httpx.AsyncClient, auth: dict[str, str], raw: str
+) -> None:
+    body = f'{{"title": "T", "author": "A", "published_date": "2020-01-01", "price": {raw}}}'
+    response = await client.post(
+        "/books/", content=body.encode(), headers={**auth, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    assert list(response.json()) == ["price"]
+
+
+async def test_leap_day_is_a_real_date(
+    client: httpx.AsyncClient, auth: dict[str, str], book_data: dict[str, Any]
+) -> None:
+    created = await create(client, auth, {**book_data, "published_date": "2024-02-29"})
+    assert created["published_date"] == "2024-02-29"
+    response = await post(client, auth, {**book_data, "published_date": "2023-02-29"})
+    assert response.json() == {"published_date": [e.BAD_DATE]}
+
+
+async def test_unknown_fields_and_id_are_ignored(
+    client: httpx.AsyncClient, auth: dict[str, str], book_data: dict[str, Any]
+) -> None:
+    created = await create(client, auth, {**book_data, "id": 999, "isbn": "x", "version": 50})
+    assert created["id"] != 999
+    assert set(created) == {"id", "title", "author", "published_date", "price"}
+    assert (await client.get("/books/999/")).status_code == 404
+    book_id = created["id"]
+    put = await client.put(
+        f"/books/{book_id}/", json={**book_data, "id": 12345, "extra": [1]}, headers=auth
+    )
+    assert put.status_code == 200
+    assert put.json()["id"] == book_id
+    patched = await client.patch(f"/books/{book_id}/", json={"id": 777}, headers=auth)
+    assert patched.status_code == 200
+    assert patched.json() == put.json()
+    assert (await client.get("/books/777/")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("title", "", e.BLANK),
+        ("title", None, e.NULL),
+        ("title", "x" * 256, TOO_LONG),
+        ("price", "12.345", MAX_PLACES),
+        ("price", -1, NEGATIVE),
+        ("published_date", "2023-02-30", e.BAD_DATE),
+    ],
+)
+@pytest.mark.parametrize("method", ["PUT", "PATCH"])
+async def test_updates_validate_the_same_way(
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    book_data: dict[str, Any],
+    method: str,
+    field: str,
+    value: Any,
+    message: str,
+) -> None:
+    created = await create(client, auth, book_data)
+    body = {**book_data, field: value} if method == "PUT" else {field: value}
+    response = await client.request(method, f"/books/{created['id']}/", json=body, headers=auth)
+    assert response.status_code == 400
+    assert response.json() == {field: [message]}
+    assert (await client.get(f"/books/{created['id']}/")).json() == created
+
+
+# Bodies that are not JSON, or not an object.
+
+NOT_JSON = [b"{", b"not json", b"{'title': 'x'}", b'{"title": "x",}', b"\xff\xfe", b"[1,"]
+
+
+@pytest.mark.parametrize("body", NOT_JSON)
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH"])
+async def test_body_not_json_is_parse_error(
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    book_data: dict[str, Any],
+    method: str,
+    body: bytes,
+) -> None:
+    created = await create(client, auth, book_data)
+    path = "/books/" if method == "POST" else f"/books/{created['id']}/"
+    response = await client.request(
+        method, path, content=body, headers={**auth, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    detail = response.json()["detail"]
+    assert detail.startswith("JSON parse error - "), detail
+    assert (await client.get("/books/")).json()["count"] == 1
+
+
+@pytest.mark.parametrize("body", ["42", "null", '"x"', "true", "1.5", "[]", "[{}]"])
+@pytest.mark.parametrize("method", ["PUT", "PATCH"])
+async def test_non_object_on_update_is_parse_error(
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    book_data: dict[str, Any],
+    method: str,
+    body: str,
+) -> None:
+    created = await create(client, auth, book_data)
+    response = await client.request(
+        method,
+        f"/books/{created['id']}/",
+        content=body.encode(),
+        headers={**auth, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["detail"].startswith("JSON parse error - ")
+    assert (await client.get(f"/books/{created['id']}/")).json() == created
+
+
+@pytest.mark.parametrize("body", ["42", "null", '"x"', "true", "1.5"])
+async def test_non_object_on_create_is_parse_error(
+    client: httpx.AsyncClient, auth: dict[str, str], body: str
+) -> None:
+    response = await client.post(
+        "/books/", content=body.encode(), headers={**auth, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["detail"].startswith("JSON parse error - ")
+    await assert_nothing_created(client)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "media"),
+    [
+        ("text/plain", "text/plain"),
+        ("application/x-www-form-urlencoded", "application/x-www-form-urlencoded"),
+        ("multipart/form-data; boundary=x", "multipart/form-data"),
+        ("application/xml", "application/xml"),
+    ],
+)
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH"])
+async def test_wrong_content_type_is_415(
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    book_data: dict[str, Any],
+    method: str,
+    content_type: str,
+    media: str,
+) -> None:
+    created = await create(client, auth, book_data)
+    path = "/books/" if method == "POST" else f"/books/{created['id']}/"
+    response = await client.request(
+        method,
+        path,
+        content=json.dumps({**book_data, "title": "Changed"}).encode(),
+        headers={**auth, "Content-Type": content_type},
+    )
+    assert response.status_code == 415, response.text
+    assert response.json() == {"detail": e.UNSUPPORTED_MEDIA.format(media_type=media)}
+    assert (await client.get("/books/")).json()["results"] == [created]
+
+
+async def test_missing_content_type_with_body_is_415(
+    client: httpx.AsyncClient, auth: dict[str, str], book_data: dict[str, Any]
+) -> None:
+    response = await client.post(
+        "/books/", content=json.dumps(book_data).encode(), headers=auth
+    )
+    assert response.status_code == 415
+    assert response.json()["detail"].startswith("Unsupported media type")
+
+
+async def test_exact_415_message_for_text_plain(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    response = await client.post(
+        "/books/", content=b"hello", headers={**auth, "Content-Type": "text/plain"}
+    )
+    assert response.status_code == 415
+    assert response.json() == {"detail": 'Unsupported media type "text/plain" in request.'}
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json; charset=utf-8", "application/json;charset=UTF-8", "Application/JSON"],
+)
+async def test_json_content_type_variants_accepted(
+    client: httpx.AsyncClient, auth: dict[str, str], book_data: dict[str, Any], content_type: str
+) -> None:
+    response = await client.post(
+        "/books/",
+        content=json.dumps(book_data).encode(),
+        headers={**auth, "Content-Type": content_type},
+    )
+    assert response.status_code == 201, response.text
+
+
+async def test_null_character_in_title_is_rejected(
+    client: httpx.AsyncClient, auth: dict[str, str], book_data: dict[str, Any]
+) -> None:
+    response = await post(client, auth, {**book_data, "title": "a\x00b"})
+    assert response.status_code == 400
+    assert list(response.json()) == ["title"]
