@@ -6,9 +6,16 @@ silently ignored.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import (
+    MAX_EMAX,
+    MIN_EMIN,
+    ROUND_CEILING,
+    ROUND_FLOOR,
+    Context,
+    Decimal,
+    InvalidOperation,
+)
 from typing import Final
 
 from api import errors as e
@@ -18,6 +25,9 @@ from db.books import ORDERABLE, BookFilter
 
 CENTS_BOUND: Final = 2**62  # beyond any stored price; keeps the driver's integers in range
 _NULL_CHAR: Final = "Null characters are not allowed."
+_CENT: Final = Decimal("0.01")
+# Wide enough that quantizing any parsed bound below 1e20 is one exact rounding step.
+_EXACT: Final = Context(prec=60, Emin=MIN_EMIN, Emax=MAX_EMAX, traps=[InvalidOperation])
 
 
 def last(args: Mapping[str, Sequence[str]], name: str) -> str | None:
@@ -35,15 +45,23 @@ def _text(args: Mapping[str, Sequence[str]], name: str) -> str | None:
 
 
 def _cents(args: Mapping[str, Sequence[str]], name: str, rounding: str) -> int | None:
+    """A price bound in whole cents, rounded inwards (``rounding``), clamped to the driver's
+    integer range. Exact for any finite decimal: no step runs in the default context, whose
+    precision and exponent limits would round the bound or raise (a 500) on ``1e99999999999``.
+    """
     raw = last(args, name)
     if raw is None:
         return None
     number = parse_decimal(raw)
     if number is None:
         raise ValidationError({name: [e.INVALID_NUMBER]})
-    if abs(number) >= CENTS_BOUND // 100:
-        return int(math.copysign(CENTS_BOUND, number))
-    return int(number.scaleb(2).quantize(Decimal(1), rounding=rounding))
+    if number.is_zero():
+        return 0
+    if number.adjusted() >= 20:  # far past any price (and past CENTS_BOUND)
+        return -CENTS_BOUND if number.is_signed() else CENTS_BOUND
+    bound = number.quantize(_CENT, rounding=rounding, context=_EXACT)
+    cents = int(bound.scaleb(2, context=_EXACT))
+    return max(-CENTS_BOUND, min(CENTS_BOUND, cents))
 
 
 def _date(args: Mapping[str, Sequence[str]], name: str):  # type: ignore[no-untyped-def]
