@@ -77,14 +77,16 @@ def _where(flt: BookFilter) -> tuple[list[str], list[Any]]:
         values.append(flt.author)
     if flt.search:
         if not sql.is_postgres() and len(flt.search) >= 3:
-            # A quoted FTS5 phrase on the trigram index: a substring match, folded case.
+            # A quoted FTS5 phrase on the trigram index narrows the rows to candidates.
+            # The trigram tokenizer folds the case of every Unicode letter, LIKE (and
+            # ILIKE under the "C" collation) only of ASCII ones: the LIKE below decides,
+            # so a search means the same at every length and on both backends.
             clauses.append("id IN (SELECT rowid FROM book_search WHERE book_search MATCH ?)")
             values.append('"' + flt.search.replace('"', '""') + '"')
-        else:
-            op = "ILIKE" if sql.is_postgres() else "LIKE"
-            pattern = f"%{_escape_like(flt.search)}%"
-            clauses.append(f"(title {op} ? ESCAPE '\\' OR author {op} ? ESCAPE '\\')")
-            values += [pattern, pattern]
+        op = "ILIKE" if sql.is_postgres() else "LIKE"
+        pattern = f"%{_escape_like(flt.search)}%"
+        clauses.append(f"(title {op} ? ESCAPE '\\' OR author {op} ? ESCAPE '\\')")
+        values += [pattern, pattern]
     if flt.published_after is not None:
         clauses.append("published_date >= ?")
         values.append(sql.date_param(flt.published_after))
