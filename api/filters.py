@@ -102,12 +102,10 @@ def parse_ordering(args: Mapping[str, Sequence[str]]) -> tuple[tuple[str, bool],
                 {"ordering": [f"Unknown field {field!r}. Choose from {', '.join(ORDERABLE)}."]}
             )
         column = ORDERABLE[field]
-        if column in seen:
+        if column in seen or "id" in seen:  # id is unique: nothing after it changes the order
             continue
         seen.add(column)
         pairs.append((column, desc))
-        if column == "id":
-            break  # id is unique: nothing after it can change the order
     if "id" not in seen:
         pairs.append(("id", False))
     return tuple(pairs)

@@ -39,3 +39,11 @@ async def test_author_filter_matches_the_whole_value(
     assert last_char.json()["results"] == []
     page = await client.get("/books/?limit=15")
     assert page.status_code == 200
+
+
+async def test_ordering_checks_every_field_even_after_id(client: httpx.AsyncClient) -> None:
+    # Parts after `id` cannot change the order, but an unknown one is still a 400.
+    response = await client.get("/books/?ordering=id,foo")
+    assert response.status_code == 400, response.text
+    assert "ordering" in response.json()
+    assert (await client.get("/books/?ordering=-id,title,-price")).status_code == 200
