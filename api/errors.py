@@ -21,6 +21,7 @@ other exception is an opaque 500 carrying the request id, logged once with its t
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any, ClassVar, Final
 
 from sanic import Request, exceptions as sanic_exc
@@ -124,6 +125,22 @@ class ServiceUnavailable(APIError):
 METHOD_ORDER: Final = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 
 
+def request_id(request: Request) -> str:
+    """The client's X-Request-ID exactly as sent, else the id made for this request.
+
+    Sanic's ``request.id`` casts a client's id to a UUID or an int, so ``007`` came back
+    as ``7`` and an upper-case UUID in lower case: the contract says echoed. Kept on
+    ``request.ctx`` so every reader (error body, header, logs) gives the same value.
+    """
+    rid = getattr(request.ctx, "request_id", None)
+    if rid is None:
+        header = request.app.config.get("REQUEST_ID_HEADER", "X-Request-ID")
+        sent = (request.headers.getone(header, "") or "").strip()
+        rid = sent or (str(request.id) if request.id else str(uuid.uuid4()))
+        request.ctx.request_id = rid
+    return rid
+
+
 def allow_header(methods: Any) -> str:
     wanted = {m.upper() for m in methods}
     return ", ".join(m for m in METHOD_ORDER if m in wanted)
@@ -160,15 +177,15 @@ def _translate(request: Request | None, exc: Exception) -> tuple[int, Any, dict[
 class APIErrorHandler(ErrorHandler):
     def default(self, request: Request, exception: Exception) -> HTTPResponse:
         status, body, headers = _translate(request, exception)
-        request_id = str(request.id) if request is not None else ""
+        rid = request_id(request) if request is not None else ""
         if status >= 500 and body is None:
             # Never guess and never leak str(exc): log the traceback once, answer opaquely.
             log.error(
                 "unhandled exception",
                 exc_info=exception,
-                extra={"request_id": request_id},
+                extra={"request_id": rid},
             )
-            body = {"detail": SERVER_ERROR, "request_id": request_id}
-        if request_id:
-            headers["X-Request-ID"] = request_id
+            body = {"detail": SERVER_ERROR, "request_id": rid}
+        if rid:
+            headers["X-Request-ID"] = rid
         return json(body, status=status, headers=headers)
