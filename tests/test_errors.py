@@ -1,0 +1,215 @@
+"""Errors in DRF's shapes, JSON always, and X-Request-ID on every response."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from helpers import DETAIL_ALLOW, LIST_ALLOW, ROOT_ALLOW, create
+
+pytestmark = pytest.mark.asyncio
+
+NOT_FOUND = {"detail": "Not found."}
+
+
+def assert_json(response: httpx.Response) -> Any:
+    assert response.headers["content-type"].startswith("application/json"), response.headers
+    return response.json()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/nope",
+        "/nope/",
+        "/books/abc/",
+        "/books/abc",
+        "/books/1.5/",
+        "/books/1/extra/",
+        "/book/",
+        "/books/0/",
+        "/books/-1/",
+        "/books/1/",
+        "/books/2147483648/",
+        "/books/9223372036854775808/",
+        "/books/99999999999999999999/",
+        "/books/" + "9" * 500 + "/",
+        "/books/%00/",
+        "/books/%2F/",
+        "/%E2%82%AC",
+    ],
+)
+async def test_unknown_paths_and_ids_are_404_json(client: httpx.AsyncClient, path: str) -> None:
+    response = await client.get(path)
+    assert response.status_code == 404, (path, response.text)
+    assert assert_json(response) == NOT_FOUND
+    assert response.headers.get("x-request-id")
+
+
+@pytest.mark.parametrize(
+    "path", ["/books/abc/", "/books/99999999999999999999/", "/books/0/", "/books/777/"]
+)
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
+async def test_writes_to_unknown_ids_are_404_json(
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    book_data: dict[str, Any],
+    method: str,
+    path: str,
+) -> None:
+    response = await client.request(method, path, json=book_data, headers=auth)
+    assert response.status_code == 404, response.text
+    assert assert_json(response) == NOT_FOUND
+
+
+async def test_huge_id_on_existing_table_is_404(
+    client: httpx.AsyncClient, auth: dict[str, str], book_data: dict[str, Any]
+) -> None:
+    await create(client, auth, book_data)
+    for path in ("/books/4294967297/", "/books/-9223372036854775809/"):
+        response = await client.get(path)
+        assert response.status_code == 404
+        assert response.json() == NOT_FOUND
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("POST", "/books/1/", DETAIL_ALLOW),
+        ("POST", "/books/1", DETAIL_ALLOW),
+        ("PUT", "/books/", LIST_ALLOW),
+        ("PATCH", "/books", LIST_ALLOW),
+        ("DELETE", "/books/", LIST_ALLOW),
+        ("POST", "/", ROOT_ALLOW),
+        ("PUT", "/", ROOT_ALLOW),
+        ("DELETE", "/", ROOT_ALLOW),
+    ],
+)
+async def test_method_not_allowed(
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    book_data: dict[str, Any],
+    method: str,
+    path: str,
+    allow: str,
+) -> None:
+    await create(client, auth, book_data)
+    response = await client.request(method, path, json=book_data, headers=auth)
+    assert response.status_code == 405, response.text
+    assert assert_json(response) == {"detail": f'Method "{method}" not allowed.'}
+    assert response.headers["allow"] == allow
+    assert response.headers.get("x-request-id")
+    assert (await client.get("/books/")).json()["count"] == 1
+
+
+async def test_errors_are_json_even_when_html_is_preferred(client: httpx.AsyncClient) -> None:
+    headers = {"Accept": "text/html"}
+    for method, path, status in (
+        ("GET", "/nope", 404),
+        ("GET", "/books/abc/", 404),
+        ("POST", "/", 405),
+        ("GET", "/books/?limit=0", 400),
+        ("POST", "/books/", 401),
+    ):
+        response = await client.request(method, path, headers=headers)
+        assert response.status_code == status, (method, path)
+        body = assert_json(response)
+        assert "<html" not in response.text.lower()
+        assert isinstance(body, dict)
+
+
+async def test_no_stack_traces_in_400s(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    response = await client.post(
+        "/books/", content=b"{" * 100_000, headers={**auth, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    detail = assert_json(response)["detail"]
+    assert detail.startswith("JSON parse error - ")
+    assert "Traceback" not in detail and len(detail) < 300
+
+
+# X-Request-ID
+
+
+async def _every_kind_of_response(
+    client: httpx.AsyncClient, auth: dict[str, str], book_data: dict[str, Any], headers: dict[str, str]
+) -> list[httpx.Response]:
+    created = await create(client, auth, book_data)
+    path = f"/books/{created['id']}/"
+    tag = (await client.get(path)).headers["etag"]
+    return [
+        await client.get("/", headers=headers),
+        await client.get("/books/", headers=headers),
+        await client.head("/books/", headers=headers),
+        await client.head(path, headers=headers),
+        await client.options(path, headers=headers),
+        await client.get(path, headers={**headers, "If-None-Match": tag}),  # 304
+        await client.get("/nope", headers=headers),  # 404
+        await client.get("/books/?limit=0", headers=headers),  # 400
+        await client.post("/books/", json=book_data, headers=headers),  # 401
+        await client.post("/", headers={**headers, **auth}),  # 405
+        await client.patch(
+            path, json={"title": "x"}, headers={**headers, **auth, "If-Match": '"stale"'}
+        ),  # 412
+        await client.post(
+            "/books/", content=b"x", headers={**headers, **auth, "Content-Type": "text/plain"}
+        ),  # 415
+        await client.post("/books/", json=book_data, headers={**headers, **auth}),  # 201
+        await client.delete(path, headers={**headers, **auth}),  # 204
+    ]
+
+
+async def test_request_id_on_every_response(
+    client: httpx.AsyncClient, auth: dict[str, str], book_data: dict[str, Any]
+) -> None:
+    responses = await _every_kind_of_response(client, auth, book_data, {})
+    statuses = [r.status_code for r in responses]
+    assert statuses == [200, 200, 200, 200, 200, 304, 404, 400, 401, 405, 412, 415, 201, 204]
+    request_ids = [r.headers.get("x-request-id") for r in responses]
+    assert all(request_ids), list(zip(statuses, request_ids, strict=True))
+    assert len(set(request_ids)) == len(request_ids)
+    for r in responses:
+        if r.status_code in (304, 204) or r.request.method == "HEAD":
+            assert r.content == b""
+
+
+# Sanic's request.id casts a client's id to a UUID or an int; api.errors.request_id keeps
+# it whole, but observability's response middleware still writes str(request.id) (a file
+# this suite does not own: see the proposed one-line change in the report).
+_CAST_BY_SANIC = pytest.mark.xfail(
+    reason="api/observability.py must use api.errors.request_id(request)", strict=True
+)
+
+
+@pytest.mark.parametrize(
+    "request_id",
+    [
+        "abc-123",
+        "my-trace-id",
+        str(uuid.uuid4()),
+        "42",
+        "x" * 200,
+        pytest.param(str(uuid.uuid4()).upper(), id="upper-uuid", marks=_CAST_BY_SANIC),
+        pytest.param(uuid.uuid4().hex, id="hex-uuid", marks=_CAST_BY_SANIC),
+        pytest.param("{12345678-1234-5678-1234-567812345678}", id="braced", marks=_CAST_BY_SANIC),
+        pytest.param("007", id="007", marks=_CAST_BY_SANIC),
+        pytest.param("1_000", id="1_000", marks=_CAST_BY_SANIC),
+    ],
+)
+async def test_request_id_is_echoed_exactly(
+    client: httpx.AsyncClient, auth: dict[str, str], book_data: dict[str, Any], request_id: str
+) -> None:
+    responses = await _every_kind_of_response(client, auth, book_data, {"X-Request-ID": request_id})
+    for r in responses:
+        assert r.headers.get("x-request-id") == request_id, (r.request.method, r.status_code)
+
+
+@_CAST_BY_SANIC
+async def test_blank_request_id_gets_a_generated_one(client: httpx.AsyncClient) -> None:
+    response = await client.get("/nope", headers={"X-Request-ID": ""})
+    assert response.status_code == 404
+    assert response.headers.get("x-request-id")
