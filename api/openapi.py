@@ -129,7 +129,9 @@ SCHEMAS: Final[dict[str, Any]] = {
     },
     "BookPatch": {
         "type": "object",
-        "description": "A partial update: only the fields present change. Unknown fields are ignored.",
+        "description": (
+            "A partial update: only the fields present change. Unknown fields are ignored."
+        ),
         "properties": _INPUT_PROPERTIES,
     },
     "BookCreate": {
@@ -236,7 +238,8 @@ def _response(
 
 
 def _text_header(description: str, *, required: bool = True, **schema: Any) -> dict[str, Any]:
-    return {"description": description, "required": required, "schema": {"type": "string", **schema}}
+    return {"description": description, "required": required,
+            "schema": {"type": "string", **schema}}
 
 
 RESPONSES: Final[dict[str, Any]] = {
@@ -313,6 +316,13 @@ def _header(name: str, description: str) -> Parameter:
     return Parameter(name, {"type": "string"}, "header", description=description, required=False)
 
 
+# What str.strip() strips (str.isspace), spelled for an ECMA-262 pattern.
+_WS: Final = r"[\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*"
+_FIELD: Final = "(id|title|author|published_date|price)"
+# Comma-separated parts, each trimmed; empty parts are skipped.
+ORDERING_PATTERN: Final = f"^{_WS}(-?{_FIELD})?{_WS}(,{_WS}(-?{_FIELD})?{_WS})*$"
+FIELDS_PATTERN: Final = f"^{_WS}{_FIELD}?{_WS}(,{_WS}{_FIELD}?{_WS})*$"
+
 LIST_PARAMETERS: Final = (
     ("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
      "Page size, 1 to 100."),
@@ -330,10 +340,11 @@ LIST_PARAMETERS: Final = (
      "Books published on or before this date (YYYY-MM-DD)."),
     ("min_price", {"type": "number"}, "Books priced at least this much."),
     ("max_price", {"type": "number"}, "Books priced at most this much."),
-    ("ordering", {"type": "string", "example": "-published_date,title"},
+    ("ordering",
+     {"type": "string", "pattern": ORDERING_PATTERN, "example": "-published_date,title"},
      "Comma-separated fields from id, title, author, published_date, price, each optionally "
      "prefixed with `-` for descending; ties are broken by id."),
-    ("fields", {"type": "string", "example": "id,title"},
+    ("fields", {"type": "string", "pattern": FIELDS_PATTERN, "example": "id,title"},
      "Comma-separated subset of id, title, author, published_date, price to return."),
 )
 
