@@ -36,20 +36,25 @@ def _options(name: str, methods: tuple[str, ...]) -> HTTPResponse:
     return json(body, headers={"Allow": allow_header(methods)})
 
 
-def _if_match(request: Request) -> tuple[int, ...] | None:
+def _if_match(request: Request, book_id: int) -> tuple[int, ...] | None:
     """Versions an If-Match header accepts; None when absent or ``*``.
 
-    A stale, weak or unreadable tag matches no version, so the write answers 412.
+    Strong comparison, tag by tag: only this book's own tags (``"<id>-<version>"``,
+    exactly as we send them) name a version. A weak, stale, foreign (another book's)
+    or unreadable tag matches no version, so the write answers 412.
     """
     header = request.headers.get("if-match")
     if header is None or header.strip() == "*":
         return None
+    prefix = f'"{book_id}-'
     versions: list[int] = []
     for tag in header.split(","):
         tag = tag.strip()
-        if tag.startswith('"') and tag.endswith('"') and "-" in tag:
-            _, _, version = tag[1:-1].partition("-")
-            if version.isdigit() and version.isascii() and len(version) < 12:
+        if tag.startswith(prefix) and tag.endswith('"'):
+            version = tag[len(prefix) : -1]
+            if version.isascii() and version.isdigit() and len(version) < 12 and tag == etag(
+                {"id": book_id, "version": int(version)}
+            ):
                 versions.append(int(version))
     return tuple(versions) or (-1,)
 
@@ -110,7 +115,9 @@ class BookDetail(HTTPMethodView):
         if isinstance(data, list):
             validate_book(data)  # a list is a parse error here
         changes = validate_book(data, partial=partial)
-        row = await db_books.update_book(book_id, changes, if_versions=_if_match(request))
+        row = await db_books.update_book(
+            book_id, changes, if_versions=_if_match(request, book_id)
+        )
         return json(to_json(row), headers={"ETag": etag(row)})
 
     async def put(self, request: Request, book_id: int) -> HTTPResponse:
@@ -121,7 +128,7 @@ class BookDetail(HTTPMethodView):
 
     async def delete(self, request: Request, book_id: int) -> HTTPResponse:
         await authenticate_write(request)
-        await db_books.delete_book(book_id, if_versions=_if_match(request))
+        await db_books.delete_book(book_id, if_versions=_if_match(request, book_id))
         return empty(status=204)
 
     async def options(self, request: Request, book_id: int) -> HTTPResponse:
