@@ -1,0 +1,1 @@
+"""bookshelf's benchmarks: ``python -m benchmarks`` (see benchmarks/README.md)."""

@@ -1,0 +1,1 @@
+"""Baseline servers measured beside the service in the same run (see benchmarks.scenarios)."""

@@ -1,0 +1,122 @@
+"""The data a run works on: a seeded database per row count, a token, and what the
+scenarios draw from (authors that exist, search terms, cursors from real ``next`` links).
+
+On SQLite the rows are seeded once into a template file and every target gets its own
+copy, so one target's writes never change what another reads. A given ``--database-url``
+is seeded in place (its book table is replaced) and shared.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+from urllib.parse import parse_qs, urlsplit
+
+from benchmarks.scenarios import Target
+from benchmarks.servers import ROOT, http_get
+from db import sqlite_path
+from db.seed import SEARCH_TERMS, book_for
+
+CURSOR_DEPTHS: Final = (0.25, 0.5, 0.75)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    rows: int
+    url: str
+    owned: bool  # a template file of ours, copied per target
+    token: str
+    authors: tuple[str, ...]
+    terms: tuple[str, ...]
+    seed_seconds: float
+
+
+def main_py(args: list[str], database_url: str, timeout: float = 600) -> str:
+    """Run ``python main.py ARGS`` on ``database_url``; its stdout."""
+    env = {**os.environ, "DATABASE_URL": database_url}
+    done = subprocess.run([sys.executable, "main.py", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise RuntimeError(f"main.py {' '.join(args)} failed ({done.returncode}):\n"
+                           f"{done.stderr.strip()[-3000:]}")
+    return done.stdout
+
+
+def _remove_sqlite(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", ".migrate-lock"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def prepare(rows: int, *, seed: int, database_url: str | None, work_dir: Path) -> Dataset:
+    owned = database_url is None
+    if database_url is None:
+        path = work_dir / f"template-{rows}.sqlite3"
+        _remove_sqlite(path)
+        work_dir.mkdir(parents=True, exist_ok=True)
+        database_url = f"sqlite://{path}"
+    started = time.perf_counter()
+    main_py(["seed", "--count", str(rows), "--seed", str(seed), "--replace"], database_url)
+    seconds = time.perf_counter() - started
+    token = main_py(["token", "create", f"bench-{secrets.token_hex(4)}"], database_url).strip()
+    step = max(1, rows // 64)
+    authors = tuple(dict.fromkeys(book_for(i, seed=seed)[1] for i in range(1, rows + 1, step)))
+    return Dataset(rows, database_url, owned, token, authors, SEARCH_TERMS, seconds)
+
+
+def database_for(target: Target, dataset: Dataset, work_dir: Path) -> str | None:
+    """The database URL ``target`` serves from: its own copy of our template."""
+    if not target.needs_database:
+        return None
+    if target.sqlite_only and not dataset.url.startswith("sqlite://"):
+        raise ValueError(f"{target.name} runs on SQLite only")
+    if not dataset.owned:
+        return dataset.url
+    template = Path(sqlite_path(dataset.url) or "")
+    copy = work_dir / f"{target.name}-{dataset.rows}.sqlite3"
+    _remove_sqlite(copy)
+    shutil.copyfile(template, copy)
+    if Path(f"{template}-wal").exists():
+        shutil.copyfile(f"{template}-wal", f"{copy}-wal")
+    return f"sqlite://{copy}"
+
+
+def remove(url: str | None) -> None:
+    path = sqlite_path(url or "")
+    if path:
+        _remove_sqlite(Path(path))
+
+
+def deep_cursors(base_url: str, rows: int, depths: tuple[float, ...] = CURSOR_DEPTHS,
+                 timeout: float = 300) -> tuple[str, ...]:
+    """Cursors from the ``next`` links met while walking the list from its first page,
+    at each of ``depths`` (fractions of the table). Only the public API is used."""
+    limit = max(1, min(100, rows // 8))
+    wanted = sorted({max(1, int(rows * d)) for d in depths})
+    url: str | None = f"{base_url}/books/?limit={limit}"
+    seen, found, first = 0, [], None
+    deadline = time.monotonic() + timeout
+    while url and wanted and time.monotonic() < deadline:
+        status, body = http_get(url)
+        if status != 200:
+            raise RuntimeError(f"GET {url} answered {status}: {body[:300]!r}")
+        page = json.loads(body)
+        seen += len(page["results"])
+        url = page["next"]
+        if not url:
+            break
+        cursor = parse_qs(urlsplit(url).query)["cursor"][0]
+        first = first or cursor
+        while wanted and seen >= wanted[0]:
+            found.append(cursor)
+            wanted.pop(0)
+    if not found and first:
+        found.append(first)
+    return tuple(dict.fromkeys(found))

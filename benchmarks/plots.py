@@ -1,0 +1,118 @@
+"""PNG plots of a run: throughput and p99 by scenario and concurrency, and the scale run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+          "#7f7f7f"]
+
+
+def _series(closed: list[dict[str, Any]], rows: int) -> tuple[list[str], list[tuple[str, int]]]:
+    scenarios: list[str] = []
+    series: list[tuple[str, int]] = []
+    for r in closed:
+        if r["rows"] != rows:
+            continue
+        if r["scenario"] not in scenarios:
+            scenarios.append(r["scenario"])
+        if (r["target"], r["concurrency"]) not in series:
+            series.append((r["target"], r["concurrency"]))
+    return scenarios, sorted(series, key=lambda s: (s[0] != "service", s[0], s[1]))
+
+
+def _bars(doc: dict[str, Any], prefix: Path, metric: str, ylabel: str, title: str,
+          log: bool) -> Path:
+    summary = doc["summary"]
+    closed = summary["closed"]
+    sizes = sorted({r["rows"] for r in closed})
+    fig, axes = plt.subplots(len(sizes), 1, figsize=(12, 4.2 * len(sizes)), squeeze=False)
+    for ax, rows in zip(axes[:, 0], sizes, strict=True):
+        scenarios, series = _series(closed, rows)
+        index = {(r["scenario"], r["target"], r["concurrency"]): r for r in closed
+                 if r["rows"] == rows}
+        width = 0.8 / max(1, len(series))
+        for i, (target, conc) in enumerate(series):
+            xs, ys = [], []
+            for j, scenario in enumerate(scenarios):
+                rec = index.get((scenario, target, conc))
+                if rec and rec[metric] is not None:
+                    xs.append(j - 0.4 + width * (i + 0.5))
+                    ys.append(rec[metric])
+            bars = ax.bar(xs, ys, width, label=f"{target}, c={conc}",
+                          color=COLORS[i % len(COLORS)],
+                          hatch="//" if target != "service" else None, edgecolor="white")
+            ax.bar_label(bars, labels=[f"{y:,.0f}" if y >= 10 else f"{y:.1f}" for y in ys],
+                         fontsize=7, padding=1)
+        for k, c in enumerate(x for x in summary["ceiling"] if x["rows"] == rows):
+            value = c["rps"] if metric == "rps" else c["p99_ms"]
+            if value:
+                ax.axhline(value, color="black", linestyle="--" if k == 0 else ":",
+                           linewidth=1, label=f"ceiling, c={c['concurrency']}: {value:,.0f}"
+                           if metric == "rps" else f"ceiling p99, c={c['concurrency']}")
+        ax.set_xticks(range(len(scenarios)), scenarios, rotation=20, ha="right")
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"{title} — {rows:,} rows, {doc['config']['workers']} worker(s)")
+        if log:
+            ax.set_yscale("log")
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=8, loc="upper right", ncols=2)
+    fig.tight_layout()
+    path = prefix.with_name(f"{prefix.name}_{metric.replace('.', '')}.png")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _scale(doc: dict[str, Any], prefix: Path) -> Path | None:
+    scale = [s for s in doc["summary"]["scale"] if s["target"] == "service"]
+    if not scale:
+        return None
+    conc = max(s["concurrency"] for s in scale)
+    scale = [s for s in scale if s["concurrency"] == conc]
+    small, large = scale[0]["small_rows"], scale[0]["large_rows"]
+    names = [s["scenario"] for s in scale]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5))
+    for ax, (a, b), label, log in (
+        (left, ("rps_small", "rps_large"), "requests/s", False),
+        (right, ("p99_small", "p99_large"), "p99 latency, ms (log)", True),
+    ):
+        xs = range(len(names))
+        for offset, key, rows, color in ((-0.2, a, small, COLORS[0]), (0.2, b, large, COLORS[3])):
+            vals = [s[key] or 0 for s in scale]
+            bars = ax.bar([x + offset for x in xs], vals, 0.4, label=f"{rows:,} rows",
+                          color=color)
+            ax.bar_label(bars, labels=[f"{v:,.0f}" if v >= 10 else f"{v:.1f}" for v in vals],
+                         fontsize=7, padding=1)
+        ax.set_xticks(list(xs), names, rotation=20, ha="right")
+        ax.set_ylabel(label)
+        if log:
+            ax.set_yscale("log")
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=8)
+    left.set_title(f"Throughput at {small:,} vs {large:,} rows (service, c={conc})")
+    right.set_title("p99 latency")
+    fig.tight_layout()
+    path = prefix.with_name(f"{prefix.name}_scale.png")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def draw(doc: dict[str, Any], prefix: Path) -> list[Path]:
+    if not doc["summary"]["closed"]:
+        return []
+    paths = [
+        _bars(doc, prefix, "rps", "requests/s", "Throughput (closed loop)", log=False),
+        _bars(doc, prefix, "p99", "p99 latency, ms (log)", "p99 latency (closed loop)",
+              log=True),
+    ]
+    scale = _scale(doc, prefix)
+    return paths + ([scale] if scale else [])

@@ -1,0 +1,280 @@
+"""One benchmark session: per row count, seed, start every target, run every scenario at
+every concurrency (targets interleaved A B A B over ``rounds``), and collect records.
+
+The ceiling is measured at the start and at the end of each row count's session: the
+spread between the two is the session's drift. Every run is bounded by its duration and
+every server is stopped on the way out, errors included.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from benchmarks import dataset as ds
+from benchmarks import loadgen, machine
+from benchmarks.openloop import context_json
+from benchmarks.scenarios import CEILING_SCENARIO, SCENARIOS, TARGETS, Context, Scenario, Target
+from benchmarks.servers import ROOT, Monitor, Server, running
+
+RESULTS_DIR: Final = Path(__file__).resolve().parent / "results"
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Config:
+    scenarios: tuple[str, ...] = tuple(SCENARIOS)
+    concurrency: tuple[int, ...] = (64,)
+    duration: float = 10.0
+    workers: int = 1
+    rows: tuple[int, ...] = (10_000,)
+    targets: tuple[str, ...] = ("service", "ceiling")
+    rounds: int = 1
+    threads: int = 1
+    warmup: float = 2.0
+    database_url: str | None = None
+    open_loop: bool = False
+    open_loop_fractions: tuple[float, ...] = (0.5, 0.8)
+    locust_users: int = 0
+    seed: int = 1
+    error_threshold: float = 0.001  # a run with more errors than this share is discarded
+    out: Path = RESULTS_DIR
+    plots: bool = True
+
+    def check(self) -> None:
+        unknown = [s for s in self.scenarios if s not in SCENARIOS]
+        if unknown:
+            raise ValueError(f"unknown scenarios {unknown}; known: {', '.join(SCENARIOS)}")
+        bad = [t for t in self.targets if t not in TARGETS]
+        if bad:
+            raise ValueError(f"unknown targets {bad}; known: {', '.join(TARGETS)}")
+        if "service" not in self.targets:
+            raise ValueError("the service is always a target")
+        if min(self.concurrency) < 1 or self.duration <= 0 or self.rounds < 1:
+            raise ValueError("concurrency, duration and rounds must be positive")
+
+
+@dataclass
+class Session:
+    """What one row count's runs share."""
+
+    config: Config
+    rows: int
+    ctx: Context
+    servers: dict[str, Server]
+    records: list[dict[str, Any]] = field(default_factory=list)
+    log: Log = print
+
+
+def _error_rate(result: dict[str, Any]) -> float:
+    socket = sum(result["socket_errors"].values())
+    errors = result["non_2xx"] - result["conflicts"] + socket
+    return errors / max(1, result["requests"] + socket)
+
+
+def _record(s: Session, target: str, scenario: Scenario, mode: str, **extra: Any) -> dict[str, Any]:
+    return {"target": target, "scenario": scenario.name, "rows": s.rows, "mode": mode,
+            "workers": s.config.workers, **extra}
+
+
+def closed_run(s: Session, target: str, scenario: Scenario, connections: int, *,
+               duration: float, round_: int, phase: str = "measure") -> dict[str, Any]:
+    server = s.servers[target]
+    run = loadgen.WrkRun(server.url, scenario.script_path, connections, s.config.threads,
+                         duration)
+    env = {**s.ctx.wrk_env(), "BENCH_SEED": str(s.config.seed + round_)}
+    with Monitor(server) as monitor:
+        result = loadgen.run_wrk(run, env)
+    assert monitor.usage is not None
+    rate = _error_rate(result)
+    rec = _record(s, target, scenario, "closed", concurrency=connections, round=round_,
+                  phase=phase, duration_s=duration, threads=run.threads, **result,
+                  error_rate=round(rate, 6), valid=rate <= s.config.error_threshold,
+                  server=monitor.usage.as_dict())
+    if phase == "measure":
+        s.records.append(rec)
+        flag = "" if rec["valid"] else f"  DISCARDED: {rate:.2%} errors"
+        s.log(f"  {target:<8} {scenario.name:<14} c={connections:<4} r{round_} "
+              f"{rec['rps']:>9.1f} req/s  p99 {rec['latency_ms']['p99']:>8.2f} ms  "
+              f"cpu {rec['server']['cpu_pct']:>5.1f}%{flag}")
+    return rec
+
+
+def open_run(s: Session, target: str, scenario: Scenario, rate: float, fraction: float,
+             connections: int) -> dict[str, Any]:
+    server = s.servers[target]
+    ctx_file = ROOT / "benchmarks" / "results" / "tmp" / f"ctx-{server.port}.json"
+    ctx_file.parent.mkdir(parents=True, exist_ok=True)
+    ctx_file.write_text(context_json(s.ctx))
+    command = [sys.executable, "-m", "benchmarks.openloop", "--url", server.url,
+               "--scenario", scenario.name, "--rate", f"{rate:.1f}", "--duration",
+               f"{s.config.duration:g}", "--connections", str(connections),
+               "--context", str(ctx_file), "--seed", str(s.config.seed)]
+    with Monitor(server) as monitor:
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
+                              timeout=2 * s.config.duration + 60)
+    ctx_file.unlink(missing_ok=True)
+    if done.returncode != 0:
+        raise loadgen.LoadError(f"open-loop generator failed: {done.stderr[-2000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert monitor.usage is not None
+    err = (_error_rate(result) if result["requests"] else 1.0)
+    dropped = result["dropped"] / max(1, result["scheduled"])
+    rec = _record(s, target, scenario, "open", concurrency=connections, fraction=fraction,
+                  duration_s=s.config.duration, **result, error_rate=round(err, 6),
+                  valid=err <= s.config.error_threshold and dropped <= s.config.error_threshold,
+                  server=monitor.usage.as_dict())
+    s.records.append(rec)
+    s.log(f"  {target:<8} {scenario.name:<14} open {fraction:.0%} of max = {rate:>8.1f}/s: "
+          f"p50 {rec['latency_ms']['p50']} ms  p99 {rec['latency_ms']['p99']} ms"
+          + ("" if rec["valid"] else "  DISCARDED"))
+    return rec
+
+
+def _targets_for(s: Session, scenario: Scenario) -> list[str]:
+    out = []
+    for name in s.servers:
+        allowed = TARGETS[name].scenarios
+        if scenario.name == CEILING_SCENARIO.name:
+            if allowed == (CEILING_SCENARIO.name,):
+                out.append(name)
+        elif allowed is None or scenario.name in allowed:
+            out.append(name)
+    return out
+
+
+def _scenario(s: Session, scenario: Scenario, phase_label: str | None = None,
+              *, warmup: bool = True) -> None:
+    cfg = s.config
+    targets = _targets_for(s, scenario)
+    if warmup and cfg.warmup > 0:
+        for target in targets:
+            closed_run(s, target, scenario, cfg.concurrency[0], duration=cfg.warmup,
+                       round_=0, phase="warmup")
+    for conc in cfg.concurrency:
+        for round_ in range(cfg.rounds):
+            for target in targets:
+                rec = closed_run(s, target, scenario, conc, duration=cfg.duration,
+                                 round_=round_)
+                if phase_label:
+                    rec["ceiling_phase"] = phase_label
+    if cfg.open_loop and scenario.name != CEILING_SCENARIO.name:
+        for target in targets:
+            ok = [r for r in s.records if r["target"] == target and r["mode"] == "closed"
+                  and r["scenario"] == scenario.name and r["rows"] == s.rows and r["valid"]]
+            if not ok:
+                continue
+            best = max(ok, key=lambda r: r["rps"])
+            for fraction in cfg.open_loop_fractions:
+                rec = open_run(s, target, scenario, best["rps"] * fraction, fraction,
+                               max(cfg.concurrency))
+                rec["max_rps"] = best["rps"]
+
+
+def _locust(s: Session, out_prefix: Path) -> None:
+    from benchmarks import locust_run
+
+    s.records.append(locust_run.run(s.servers["service"].url, s.ctx, users=s.config.locust_users,
+                                    duration=s.config.duration, csv_prefix=out_prefix,
+                                    rows=s.rows, log=s.log))
+
+
+def run_rows(config: Config, rows: int, work_dir: Path, out_prefix: Path, log: Log
+             ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    log(f"rows={rows:,}: seeding")
+    data = ds.prepare(rows, seed=config.seed, database_url=config.database_url,
+                      work_dir=work_dir)
+    log(f"rows={rows:,}: seeded in {data.seed_seconds:.1f} s")
+    targets: list[Target] = [TARGETS[t] for t in config.targets]
+    if not data.url.startswith("sqlite://"):
+        targets = [t for t in targets if not t.sqlite_only]
+    urls = {t.name: ds.database_for(t, data, work_dir) for t in targets}
+    info: dict[str, Any] = {"rows": rows, "seed_seconds": round(data.seed_seconds, 1)}
+    try:
+        with contextlib.ExitStack() as stack:
+            servers = {
+                t.name: stack.enter_context(running(
+                    t, workers=config.workers, database_url=urls[t.name],
+                    log_dir=work_dir / "logs",
+                    extra_env={"PROMETHEUS_MULTIPROC_DIR": str(work_dir / f"metrics-{t.name}")},
+                ))
+                for t in targets
+            }
+            started = time.perf_counter()
+            cursors = ds.deep_cursors(servers["service"].url, rows)
+            info["cursor_walk_seconds"] = round(time.perf_counter() - started, 1)
+            ctx = Context(rows=rows, token=data.token, authors=data.authors, terms=data.terms,
+                          cursors=cursors)
+            s = Session(config, rows, ctx, servers, log=log)
+            ceiling = "ceiling" in servers
+            if ceiling:
+                _scenario(s, CEILING_SCENARIO, "start")
+            for name in config.scenarios:
+                _scenario(s, SCENARIOS[name])
+            if ceiling:
+                _scenario(s, CEILING_SCENARIO, "end", warmup=False)
+            if config.locust_users:
+                _locust(s, out_prefix.with_name(f"{out_prefix.name}_locust_{rows}"))
+            for name, server in servers.items():
+                info.setdefault("server_logs", {})[name] = server.log_tail(5)
+            return s.records, info
+    finally:
+        for url in urls.values():
+            if data.owned:
+                ds.remove(url)
+        if data.owned:
+            ds.remove(data.url)
+
+
+def next_run_path(out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    numbers = [int(p.stem.split("_")[1]) for p in out.glob("run_*.json")
+               if p.stem.split("_")[1].isdigit()]
+    return out / f"run_{max(numbers, default=0) + 1}"
+
+
+def run(config: Config, log: Log = print) -> tuple[dict[str, Any], Path]:
+    """Run the whole session; write ``run_<n>.json`` (and .md, .png) into ``config.out``."""
+    from benchmarks import results
+
+    config.check()
+    prefix = next_run_path(config.out)
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    work_dir = ROOT / "benchmarks" / "results" / "tmp" / f"{prefix.name}-{stamp}"
+    doc: dict[str, Any] = {
+        "run": prefix.name,
+        "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine.describe(),
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
+        "sessions": [],
+        "records": [],
+    }
+    if config.database_url:
+        parts = urlsplit(config.database_url)
+        doc["config"]["database_url"] = f"{parts.scheme}://{parts.hostname or ''}{parts.path}"
+    try:
+        for rows in config.rows:
+            records, info = run_rows(config, rows, work_dir, prefix, log)
+            doc["records"] += records
+            doc["sessions"].append(info)
+    except BaseException as exc:
+        # Keep what was measured; the error says why the rest is missing.
+        doc["error"] = f"{type(exc).__name__}: {exc}"[:4000]
+        raise
+    finally:
+        doc["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        shutil.rmtree(work_dir, ignore_errors=True)
+        if doc["records"]:
+            doc["summary"] = results.summarize(doc)
+            results.write(doc, prefix, plots=config.plots)
+    return doc, prefix
