@@ -23,7 +23,7 @@ from api.errors import ValidationError
 from api.serializers import FIELDS, parse_date, parse_decimal
 from db.books import ORDERABLE, BookFilter
 
-CENTS_BOUND: Final = 2**62  # beyond any stored price; keeps the driver's integers in range
+CENTS_BOUND: Final = 2**31 - 1  # price_cents is int4 on PostgreSQL; asyncpg refuses more
 _NULL_CHAR: Final = "Null characters are not allowed."
 _CENT: Final = Decimal("0.01")
 # Wide enough that quantizing any parsed bound below 1e20 is one exact rounding step.

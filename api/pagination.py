@@ -80,7 +80,7 @@ def _decode_cursor(raw: str, ordering: Sequence[tuple[str, bool]], key: str) -> 
     values: list[Any] = []
     for (col, _), value in zip(ordering, position, strict=True):
         if col in _INT_COLUMNS:
-            if type(value) is not int or abs(value) >= 2**63:
+            if type(value) is not int or abs(value) >= 2**31:  # 32-bit columns on PostgreSQL
                 raise invalid
         elif col in _STR_COLUMNS:
             if not isinstance(value, str) or "\x00" in value:
