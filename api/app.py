@@ -8,7 +8,7 @@ import orjson
 from sanic import Sanic
 from sanic_ext import Extend
 
-from api import books, observability, ops, ratelimit
+from api import books, observability, openapi, ops, ratelimit
 from api.errors import APIErrorHandler
 from api.settings import Settings
 from db import close_db, init_db
@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None, *, name: str = APP_NAME) -> San
     observability.register(app)
     ratelimit.register(app)
     books.register(app)
+    openapi.register(app)
     ops.register(app)
 
     @app.before_server_start
