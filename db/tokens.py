@@ -23,8 +23,26 @@ from db.models import ApiToken
 LAST_USED_RESOLUTION: Final = dt.timedelta(seconds=60)
 
 
+MAX_NAME_LENGTH: Final = 100  # ApiToken.name's column
+
+
 class TokenExistsError(DatabaseError):
     """A token with that name exists already."""
+
+
+class TokenNameError(DatabaseError, ValueError):
+    """A name no token can have; the message says what is allowed."""
+
+
+def check_name(name: str) -> str:
+    """``name`` if a token may have it: 1-100 printable characters, not only blanks."""
+    if not name.strip() or len(name) > MAX_NAME_LENGTH or not name.isprintable():
+        shown = name if len(name) <= 40 else name[:40] + "..."
+        raise TokenNameError(
+            f"bad token name {shown!r}: use 1 to {MAX_NAME_LENGTH} printable characters, "
+            "not only spaces"
+        )
+    return name
 
 
 @dataclass(frozen=True)
@@ -45,6 +63,7 @@ def _now() -> dt.datetime:
 
 async def create_token(*, name: str) -> str:
     """Store a new token and return its key, which is never stored nor shown again."""
+    check_name(name)
     key = secrets.token_urlsafe(40)
     try:
         await ApiToken.create(name=name, key_hash=hash_key(key))
