@@ -1,0 +1,48 @@
+"""The benchmark runner end to end: a one-second run of one scenario against the real
+server, through the runner's own code path. Figures are never asserted, only the shape."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+pytestmark = [
+    pytest.mark.server,
+    pytest.mark.skipif(shutil.which("wrk") is None,
+                       reason="wrk is not installed (Debian: apt-get install wrk)"),
+]
+
+LATENCY_KEYS = {"p50", "p90", "p99", "p99.9"}
+RECORD_KEYS = {"target", "scenario", "rows", "mode", "concurrency", "requests", "rps",
+               "latency_ms", "non_2xx", "socket_errors", "error_rate", "valid", "server"}
+
+
+def test_one_second_run_writes_a_result_record(tmp_path: Path) -> None:
+    pytest.importorskip("psutil", reason="the bench extra is not installed")
+    from benchmarks.runner import Config, run
+
+    config = Config(scenarios=("detail",), concurrency=(4,), duration=1.0, warmup=0.0,
+                    rows=(200,), targets=("service", "ceiling"), out=tmp_path, plots=False)
+    doc, prefix = run(config, log=lambda line: None)
+
+    saved = json.loads(prefix.with_suffix(".json").read_text())
+    assert prefix.with_suffix(".md").exists()
+    assert saved["machine"]["cores"] and saved["config"]["scenarios"] == ["detail"]
+    by_target = {r["target"]: r for r in saved["records"] if r["mode"] == "closed"}
+    assert set(by_target) == {"service", "ceiling"}
+    record = by_target["service"]
+    assert RECORD_KEYS <= set(record)
+    assert (record["scenario"], record["rows"], record["concurrency"]) == ("detail", 200, 4)
+    assert LATENCY_KEYS <= set(record["latency_ms"])
+    assert {"connect", "read", "write", "timeout"} <= set(record["socket_errors"])
+    assert {"cpu_pct", "peak_rss_mb", "peak_process_rss_mb"} <= set(record["server"])
+    (row,) = [r for r in saved["summary"]["closed"] if r["scenario"] == "detail"]
+    assert {"rps", "p99", "x_ceiling"} <= set(row)
