@@ -26,7 +26,7 @@ from api import Settings, create_app
 from api.pagination import encode_cursor
 from api.serializers import price_text
 from backends import TEST_DATABASE_URL, PostgresSchema
-from db import tokens
+from db import close_db, tokens
 
 pytestmark = pytest.mark.skipif(
     TEST_DATABASE_URL is None, reason="TEST_DATABASE_URL is not set"
@@ -171,6 +171,9 @@ async def _run_all(database_url: str, migrate: bool) -> dict[str, list[Any]]:
                 assert created.status_code == 201, created.text
                 return {q: await _walk(c, q) for q in QUERIES}
     finally:
+        # A failure inside the lifespan skips the app's shutdown; an open aiosqlite
+        # connection's (non-daemon) thread would then keep pytest from exiting.
+        await close_db()
         Sanic.unregister_app(app)
 
 
