@@ -19,49 +19,45 @@ def assert_json(response: httpx.Response) -> Any:
     return response.json()
 
 
-@pytest.mark.parametrize(
-    "path",
-    [
-        "/nope",
-        "/nope/",
-        "/books/abc/",
-        "/books/abc",
-        "/books/1.5/",
-        "/books/1/extra/",
-        "/book/",
-        "/books/0/",
-        "/books/-1/",
-        "/books/1/",
-        "/books/2147483648/",
-        "/books/9223372036854775808/",
-        "/books/99999999999999999999/",
-        "/books/" + "9" * 500 + "/",
-        "/books/%00/",
-        "/books/%2F/",
-        "/%E2%82%AC",
-    ],
-)
-async def test_unknown_paths_and_ids_are_404_json(client: httpx.AsyncClient, path: str) -> None:
-    response = await client.get(path)
-    assert response.status_code == 404, (path, response.text)
-    assert assert_json(response) == NOT_FOUND
-    assert response.headers.get("x-request-id")
+UNKNOWN_PATHS = [
+    "/nope",
+    "/nope/",
+    "/books/abc/",
+    "/books/abc",
+    "/books/1.5/",
+    "/books/1/extra/",
+    "/book/",
+    "/books/0/",
+    "/books/-1/",
+    "/books/1/",
+    "/books/2147483648/",
+    "/books/9223372036854775808/",
+    "/books/99999999999999999999/",
+    "/books/" + "9" * 500 + "/",
+    "/books/%00/",
+    "/books/%2F/",
+    "/%E2%82%AC",
+]
 
 
-@pytest.mark.parametrize(
-    "path", ["/books/abc/", "/books/99999999999999999999/", "/books/0/", "/books/777/"]
-)
-@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
+async def test_unknown_paths_and_ids_are_404_json(client: httpx.AsyncClient) -> None:
+    for path in UNKNOWN_PATHS:
+        for method in ("GET", "HEAD"):
+            response = await client.request(method, path)
+            assert response.status_code == 404, (method, path, response.text)
+            assert response.headers.get("x-request-id")
+            if method == "GET":
+                assert assert_json(response) == NOT_FOUND, path
+
+
 async def test_writes_to_unknown_ids_are_404_json(
-    client: httpx.AsyncClient,
-    auth: dict[str, str],
-    book_data: dict[str, Any],
-    method: str,
-    path: str,
+    client: httpx.AsyncClient, auth: dict[str, str], book_data: dict[str, Any]
 ) -> None:
-    response = await client.request(method, path, json=book_data, headers=auth)
-    assert response.status_code == 404, response.text
-    assert assert_json(response) == NOT_FOUND
+    for path in ("/books/abc/", "/books/99999999999999999999/", "/books/0/", "/books/777/"):
+        for method in ("PUT", "PATCH", "DELETE"):
+            response = await client.request(method, path, json=book_data, headers=auth)
+            assert response.status_code == 404, (method, path, response.text)
+            assert assert_json(response) == NOT_FOUND
 
 
 async def test_huge_id_on_existing_table_is_404(
@@ -74,33 +70,28 @@ async def test_huge_id_on_existing_table_is_404(
         assert response.json() == NOT_FOUND
 
 
-@pytest.mark.parametrize(
-    ("method", "path", "allow"),
-    [
-        ("POST", "/books/1/", DETAIL_ALLOW),
-        ("POST", "/books/1", DETAIL_ALLOW),
-        ("PUT", "/books/", LIST_ALLOW),
-        ("PATCH", "/books", LIST_ALLOW),
-        ("DELETE", "/books/", LIST_ALLOW),
-        ("POST", "/", ROOT_ALLOW),
-        ("PUT", "/", ROOT_ALLOW),
-        ("DELETE", "/", ROOT_ALLOW),
-    ],
-)
+NOT_ALLOWED = [
+    ("POST", "/books/1/", DETAIL_ALLOW),
+    ("POST", "/books/1", DETAIL_ALLOW),
+    ("PUT", "/books/", LIST_ALLOW),
+    ("PATCH", "/books", LIST_ALLOW),
+    ("DELETE", "/books/", LIST_ALLOW),
+    ("POST", "/", ROOT_ALLOW),
+    ("PUT", "/", ROOT_ALLOW),
+    ("DELETE", "/", ROOT_ALLOW),
+]
+
+
 async def test_method_not_allowed(
-    client: httpx.AsyncClient,
-    auth: dict[str, str],
-    book_data: dict[str, Any],
-    method: str,
-    path: str,
-    allow: str,
+    client: httpx.AsyncClient, auth: dict[str, str], book_data: dict[str, Any]
 ) -> None:
     await create(client, auth, book_data)
-    response = await client.request(method, path, json=book_data, headers=auth)
-    assert response.status_code == 405, response.text
-    assert assert_json(response) == {"detail": f'Method "{method}" not allowed.'}
-    assert response.headers["allow"] == allow
-    assert response.headers.get("x-request-id")
+    for method, path, allow in NOT_ALLOWED:
+        response = await client.request(method, path, json=book_data, headers=auth)
+        assert response.status_code == 405, (method, path, response.text)
+        assert assert_json(response) == {"detail": f'Method "{method}" not allowed.'}
+        assert response.headers["allow"] == allow, (method, path)
+        assert response.headers.get("x-request-id")
     assert (await client.get("/books/")).json()["count"] == 1
 
 
@@ -118,18 +109,6 @@ async def test_errors_are_json_even_when_html_is_preferred(client: httpx.AsyncCl
         body = assert_json(response)
         assert "<html" not in response.text.lower()
         assert isinstance(body, dict)
-
-
-async def test_no_stack_traces_in_400s(
-    client: httpx.AsyncClient, auth: dict[str, str]
-) -> None:
-    response = await client.post(
-        "/books/", content=b"{" * 100_000, headers={**auth, "Content-Type": "application/json"}
-    )
-    assert response.status_code == 400
-    detail = assert_json(response)["detail"]
-    assert detail.startswith("JSON parse error - ")
-    assert "Traceback" not in detail and len(detail) < 300
 
 
 # X-Request-ID
@@ -185,27 +164,35 @@ _CAST_BY_SANIC = pytest.mark.xfail(
 )
 
 
-@pytest.mark.parametrize(
-    "request_id",
-    [
-        "abc-123",
-        "my-trace-id",
-        str(uuid.uuid4()),
-        "42",
-        "x" * 200,
-        pytest.param(str(uuid.uuid4()).upper(), id="upper-uuid", marks=_CAST_BY_SANIC),
-        pytest.param(uuid.uuid4().hex, id="hex-uuid", marks=_CAST_BY_SANIC),
-        pytest.param("{12345678-1234-5678-1234-567812345678}", id="braced", marks=_CAST_BY_SANIC),
-        pytest.param("007", id="007", marks=_CAST_BY_SANIC),
-        pytest.param("1_000", id="1_000", marks=_CAST_BY_SANIC),
-    ],
-)
-async def test_request_id_is_echoed_exactly(
-    client: httpx.AsyncClient, auth: dict[str, str], book_data: dict[str, Any], request_id: str
+ECHOED = ["abc-123", "my-trace-id", str(uuid.uuid4()), "42", "x" * 200]
+# Sanic casts these to a UUID or an int (upper-case UUID, bare hex, braces, 007, 1_000).
+CAST_BY_SANIC = [str(uuid.uuid4()).upper(), uuid.uuid4().hex,
+                 "{12345678-1234-5678-1234-567812345678}", "007", "1_000"]
+
+
+async def _echoes(
+    client: httpx.AsyncClient, auth: dict[str, str], book_data: dict[str, Any], values: list[str]
 ) -> None:
-    responses = await _every_kind_of_response(client, auth, book_data, {"X-Request-ID": request_id})
-    for r in responses:
-        assert r.headers.get("x-request-id") == request_id, (r.request.method, r.status_code)
+    for request_id in values:
+        responses = await _every_kind_of_response(
+            client, auth, book_data, {"X-Request-ID": request_id}
+        )
+        for r in responses:
+            got = r.headers.get("x-request-id")
+            assert got == request_id, (request_id, r.request.method, r.status_code, got)
+
+
+async def test_request_id_is_echoed_exactly(
+    client: httpx.AsyncClient, auth: dict[str, str], book_data: dict[str, Any]
+) -> None:
+    await _echoes(client, auth, book_data, ECHOED)
+
+
+@_CAST_BY_SANIC
+async def test_request_id_sanic_would_cast_is_echoed_exactly(
+    client: httpx.AsyncClient, auth: dict[str, str], book_data: dict[str, Any]
+) -> None:
+    await _echoes(client, auth, book_data, CAST_BY_SANIC)
 
 
 @_CAST_BY_SANIC
