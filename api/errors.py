@@ -135,8 +135,13 @@ def request_id(request: Request) -> str:
     rid = getattr(request.ctx, "request_id", None)
     if rid is None:
         header = request.app.config.get("REQUEST_ID_HEADER", "X-Request-ID")
-        sent = (request.headers.getone(header, "") or "").strip()
-        rid = sent or (str(request.id) if request.id else str(uuid.uuid4()))
+        raw = request.headers.getone(header, None)
+        if raw is not None and raw.strip():
+            rid = raw.strip()
+        elif raw is None and request.id:
+            rid = str(request.id)  # the UUID Sanic made
+        else:
+            rid = str(uuid.uuid4())  # a blank header: Sanic's request.id would be blank
         request.ctx.request_id = rid
     return rid
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
 import httpx
 import pytest
 from helpers import DETAIL_ALLOW, LIST_ALLOW, ROOT_ALLOW, create
+from sanic import Request, Sanic
+from sanic.compat import Header
 
-pytestmark = pytest.mark.asyncio
+from api.errors import APIErrorHandler, NotFound, request_id
 
 NOT_FOUND = {"detail": "Not found."}
 
@@ -200,3 +203,29 @@ async def test_blank_request_id_gets_a_generated_one(client: httpx.AsyncClient) 
     response = await client.get("/nope", headers={"X-Request-ID": ""})
     assert response.status_code == 404
     assert response.headers.get("x-request-id")
+
+
+def _request(app: Sanic, headers: dict[str, str]) -> Request:
+    return Request(b"/books/abc/", Header(headers), "1.1", "GET", None, app)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("sent", ["007", "1_000", "B297F5E1-CF0D-45E2-9083-97B61F2AC124",
+                                  "{12345678-1234-5678-1234-567812345678}", "abc"])
+def test_error_handler_echoes_the_request_id_whole(app: Sanic, sent: str) -> None:
+    """The error handler's own X-Request-ID header and 500 body keep the client's id as sent
+    (Sanic's request.id would give 7, 1000, a lower-case UUID, a bare UUID)."""
+    request = _request(app, {"X-Request-ID": sent})
+    assert request_id(request) == sent
+    response = APIErrorHandler().default(request, NotFound())
+    assert response.headers["X-Request-ID"] == sent
+    crash = APIErrorHandler().default(_request(app, {"X-Request-ID": sent}), RuntimeError("boom"))
+    assert crash.status == 500
+    assert json.loads(crash.body) == {"detail": "Internal server error.", "request_id": sent}
+
+
+def test_request_id_is_made_once_when_absent_or_blank(app: Sanic) -> None:
+    for headers in ({}, {"X-Request-ID": ""}, {"X-Request-ID": "  "}):
+        request = _request(app, headers)
+        made = request_id(request)
+        assert made and made.strip() == made
+        assert request_id(request) == made
