@@ -103,10 +103,10 @@ def test_unknown_name_fails_with_one_line(db_url: str) -> None:
 @pytest.mark.xfail(
     reason="main.py must catch db.tokens.TokenNameError (see the report's diff)", strict=True
 )
-@pytest.mark.parametrize("name", ["x" * 101, "", "   "])
-def test_bad_name_fails_with_one_line(db_url: str, name: str) -> None:
-    line = one_error_line(cli(db_url, "create", name))
-    assert "token name" in line
+def test_bad_name_fails_with_one_line(db_url: str) -> None:
+    for name in ("x" * 101, "", "   "):
+        line = one_error_line(cli(db_url, "create", name))
+        assert "token name" in line, name
 
 
 def test_list_of_an_empty_database(db_url: str) -> None:
