@@ -53,9 +53,12 @@ POSTGRES = [
     "CREATE EXTENSION IF NOT EXISTS pg_trgm",
     # {trgm} is the schema pg_trgm lives in, which need not be on this search_path
     # (a ?schema= deployment whose database has pg_trgm in public already).
-    'CREATE INDEX IF NOT EXISTS "book_title_trgm" ON "book" USING gin ("title" {trgm}.gin_trgm_ops)',
-    'CREATE INDEX IF NOT EXISTS "book_author_trgm" ON "book" USING gin ("author" {trgm}.gin_trgm_ops)',
-    'CREATE TABLE IF NOT EXISTS "book_count" ("id" INTEGER PRIMARY KEY CHECK (id = 1), "n" BIGINT NOT NULL)',
+    'CREATE INDEX IF NOT EXISTS "book_title_trgm" ON "book"'
+    ' USING gin ("title" {trgm}.gin_trgm_ops)',
+    'CREATE INDEX IF NOT EXISTS "book_author_trgm" ON "book"'
+    ' USING gin ("author" {trgm}.gin_trgm_ops)',
+    'CREATE TABLE IF NOT EXISTS "book_count"'
+    ' ("id" INTEGER PRIMARY KEY CHECK (id = 1), "n" BIGINT NOT NULL)',
     'INSERT INTO "book_count" ("id", "n") SELECT 1, count(*) FROM "book" ON CONFLICT DO NOTHING',
     # SET search_path FROM CURRENT: the body finds this schema's book_count whatever the
     # search_path of the session that writes to book.
