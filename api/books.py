@@ -12,7 +12,7 @@ from sanic.views import HTTPMethodView
 
 from api import pagination
 from api.auth import authenticate_write
-from api.errors import PreconditionFailed, allow_header
+from api.errors import allow_header
 from api.filters import parse_fields
 from api.serializers import etag, parse_body, to_json, to_values, validate_book, validate_bulk
 from db import books as db_books

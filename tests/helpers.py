@@ -9,7 +9,6 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from api.serializers import WRITABLE, price_text
-from db import books as db_books
 
 ROOT_ALLOW = "GET, HEAD, OPTIONS"
 LIST_ALLOW = "GET, POST, HEAD, OPTIONS"
@@ -35,20 +34,14 @@ async def create(client: httpx.AsyncClient, auth: dict[str, str], data: Any) -> 
     return response.json()
 
 
-async def bulk(client: httpx.AsyncClient, auth: dict[str, str], items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+async def bulk(
+    client: httpx.AsyncClient, auth: dict[str, str], items: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     """Create books through the API's bulk create, in chunks of the bulk limit."""
     created: list[dict[str, Any]] = []
     for start in range(0, len(items), 1000):
         created += await create(client, auth, items[start : start + 1000])
     return created
-
-
-async def load_rows(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Insert books straight through db.books (the app's database must be open)."""
-    from api.serializers import to_json, validate_bulk
-
-    rows = await db_books.create_books(validate_bulk(items))
-    return [to_json(row) for row in rows]
 
 
 def query(url: str) -> dict[str, list[str]]:
@@ -62,7 +55,9 @@ def rel(url: str) -> str:
     return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
-async def walk_next(client: httpx.AsyncClient, url: str, *, max_pages: int = 1000) -> list[dict[str, Any]]:
+async def walk_next(
+    client: httpx.AsyncClient, url: str, *, max_pages: int = 1000
+) -> list[dict[str, Any]]:
     """Follow ``next`` links from ``url``; returns every page body."""
     pages = []
     for _ in range(max_pages):

@@ -66,7 +66,9 @@ async def test_put_replaces_every_field(
     client: httpx.AsyncClient, auth: dict[str, str], book_data: dict[str, Any]
 ) -> None:
     created = await create(client, auth, book_data)
-    new = {"title": "Emma", "author": "Jane Austen", "published_date": "1815-12-23", "price": "7.99"}
+    new = {
+        "title": "Emma", "author": "Jane Austen", "published_date": "1815-12-23", "price": "7.99"
+    }
     response = await client.put(f"/books/{created['id']}/", json=new, headers=auth)
     assert response.status_code == 200, response.text
     assert response.json() == {"id": created["id"], **new}

@@ -54,10 +54,12 @@ async def test_bulk_of_the_limit(client: httpx.AsyncClient, auth: dict[str, str]
 async def test_bulk_over_the_limit_names_it_and_creates_nothing(
     client: httpx.AsyncClient, auth: dict[str, str]
 ) -> None:
-    response = await client.post("/books/", json=[book(i) for i in range(MAX_BULK + 1)], headers=auth)
+    items = [book(i) for i in range(MAX_BULK + 1)]
+    response = await client.post("/books/", json=items, headers=auth)
     assert response.status_code == 400
     body = response.json()
-    assert body == {"non_field_errors": [f"Ensure this field has no more than {MAX_BULK} elements."]}
+    message = f"Ensure this field has no more than {MAX_BULK} elements."
+    assert body == {"non_field_errors": [message]}
     assert "1000" in json.dumps(body)
     assert await _count(client) == 0
 
@@ -119,7 +121,8 @@ async def test_bulk_prices_as_numbers_never_pass_through_floats(
     body = json.dumps([book(1), book(2), book(3)])
     body = body.replace('"price": "', '"price": ').replace('"}', "}")
     # Every price is now a JSON number; add one that a float would round.
-    body = body[:-1] + ', {"title": "F", "author": "A", "published_date": "2020-01-01", "price": 0.1}]'
+    extra = '{"title": "F", "author": "A", "published_date": "2020-01-01", "price": 0.1}'
+    body = body[:-1] + ", " + extra + "]"
     response = await client.post(
         "/books/", content=body.encode(), headers={**auth, "Content-Type": "application/json"}
     )

@@ -229,7 +229,8 @@ async def test_concurrent_writes_with_the_same_tag_exactly_one_wins(
     tag = await _tag(client, book_id)
 
     async def write(n: int) -> httpx.Response:
-        body = {"title": f"Writer {n}"} if method == "PATCH" else {**book_data, "title": f"Writer {n}"}
+        title = {"title": f"Writer {n}"}
+        body = title if method == "PATCH" else {**book_data, **title}
         return await client.request(
             method, f"/books/{book_id}/", json=body, headers={**auth, "If-Match": tag}
         )

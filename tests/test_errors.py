@@ -118,7 +118,10 @@ async def test_errors_are_json_even_when_html_is_preferred(client: httpx.AsyncCl
 
 
 async def _every_kind_of_response(
-    client: httpx.AsyncClient, auth: dict[str, str], book_data: dict[str, Any], headers: dict[str, str]
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    book_data: dict[str, Any],
+    headers: dict[str, str],
 ) -> list[httpx.Response]:
     created = await create(client, auth, book_data)
     path = f"/books/{created['id']}/"
@@ -206,7 +209,8 @@ async def test_blank_request_id_gets_a_generated_one(client: httpx.AsyncClient) 
 
 
 def _request(app: Sanic, headers: dict[str, str]) -> Request:
-    return Request(b"/books/abc/", Header(headers), "1.1", "GET", None, app)  # type: ignore[arg-type]
+    transport: Any = None
+    return Request(b"/books/abc/", Header(headers), "1.1", "GET", transport, app)
 
 
 @pytest.mark.parametrize("sent", ["007", "1_000", "B297F5E1-CF0D-45E2-9083-97B61F2AC124",

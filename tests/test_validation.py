@@ -207,7 +207,8 @@ PRICES_ACCEPTED = [
 
 def raw_book(price: str) -> bytes:
     """A book body with ``price`` spliced in as raw JSON text (a number stays a number)."""
-    return f'{{"title": "T", "author": "A", "published_date": "2020-01-01", "price": {price}}}'.encode()
+    body = f'{{"title": "T", "author": "A", "published_date": "2020-01-01", "price": {price}}}'
+    return body.encode()
 
 
 async def post_raw(client: httpx.AsyncClient, auth: dict[str, str], body: bytes) -> httpx.Response:
@@ -241,7 +242,7 @@ async def test_price_never_passes_through_a_float(
     )
     assert response.json()["price"] == "999.99"
     # A float with more places than allowed must be rejected, not rounded.
-    body = b'{"title": "T", "author": "A", "published_date": "2020-01-01", "price": 0.30000000000000004}'
+    body = raw_book("0.30000000000000004")
     response = await client.post(
         "/books/", content=body, headers={**auth, "Content-Type": "application/json"}
     )
