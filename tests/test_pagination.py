@@ -725,3 +725,16 @@ async def test_cursor_walk_survives_inserts_before_and_deletes_at_the_position(
     original = ids(sort_key(ordering)(start))
     assert [i for i in got if i in set(original)] == original
     assert len(got) == len(set(got))
+
+
+async def test_unicode_titles_order_and_walk_by_code_point(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    titles = ["apple", "Apple", "Äpfel", "zebra", "Ωmega", "日本", "📚 books", "a", "A", "", "ß"]
+    titles = [t or "_" for t in titles] + ["apple", "Äpfel"]  # duplicates tie-break by id
+    created = await bulk(client, auth, [book(i, title=t) for i, t in enumerate(titles)])
+    for ordering in ("title", "-title", "title,-id"):
+        expected = ids(sort_key(ordering)(created))
+        pages = await walk_next(client, f"/books/?ordering={ordering}&limit=2")
+        assert [i for p in pages for i in ids(p["results"])] == expected, ordering
+        assert ids(await offset_walk(client, {"ordering": ordering}, 3)) == expected, ordering
