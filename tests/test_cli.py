@@ -145,9 +145,9 @@ async def test_cli_token_works_and_revocation_is_seen_at_once(
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("name", ["x" * 101, "", "   ", "tab\there"])
-async def test_create_token_refuses_bad_names(client: httpx.AsyncClient, name: str) -> None:
-    with pytest.raises(tokens.TokenNameError, match="token name"):
-        await tokens.create_token(name=name)
+async def test_create_token_refuses_bad_names(client: httpx.AsyncClient) -> None:
+    for name in ("x" * 101, "", "   ", "tab\there", "new\nline"):
+        with pytest.raises(tokens.TokenNameError, match="token name"):
+            await tokens.create_token(name=name)
     assert await tokens.list_tokens() == []
     assert await tokens.create_token(name="x" * 100)

@@ -12,7 +12,7 @@ from helpers import book
 from server_process import run_cli, running_server
 
 WRITERS = 64
-POSTS_EACH = 5
+POSTS_EACH = 3
 
 
 async def _writer(client: httpx.AsyncClient, n: int, auth: dict[str, str]) -> list[httpx.Response]:
