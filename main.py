@@ -99,6 +99,9 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
             print(f"bookshelf: a token named {args.name!r} exists already; "  # noqa: T201
                   "pick another name or revoke it first", file=sys.stderr)
             return 1
+        except tokens.TokenNameError as exc:
+            print(f"bookshelf: {exc}", file=sys.stderr)  # noqa: T201
+            return 2
         print(key)  # noqa: T201
         print(f"token {args.name!r} created; the key above is shown only once",  # noqa: T201
               file=sys.stderr)

@@ -20,6 +20,8 @@ from sanic import Request
 from sanic.logging.formatter import JSONFormatter
 from sanic.response import BaseHTTPResponse
 
+from api.errors import request_id
+
 access_log = logging.getLogger("bookshelf.access")
 
 LATENCY_BUCKETS: Final = (
@@ -119,7 +121,7 @@ def _finish(request: Request, response: BaseHTTPResponse) -> None:
             request.path,
             response.status,
             extra={
-                "request_id": str(request.id),
+                "request_id": request_id(request),
                 "method": request.method,
                 "route": route,
                 "path": request.path,
@@ -131,7 +133,7 @@ def _finish(request: Request, response: BaseHTTPResponse) -> None:
 
 
 async def _observe(request: Request, response: BaseHTTPResponse) -> None:
-    response.headers["X-Request-ID"] = str(request.id)
+    response.headers["X-Request-ID"] = request_id(request)
     _finish(request, response)
 
 

@@ -100,9 +100,6 @@ def test_unknown_name_fails_with_one_line(db_url: str) -> None:
     assert "nobody" in line
 
 
-@pytest.mark.xfail(
-    reason="main.py must catch db.tokens.TokenNameError (see the report's diff)", strict=True
-)
 def test_bad_name_fails_with_one_line(db_url: str) -> None:
     for name in ("x" * 101, "", "   "):
         line = one_error_line(cli(db_url, "create", name))
