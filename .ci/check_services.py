@@ -62,7 +62,8 @@ def main() -> int:
             check()
         except Exception as exc:  # noqa: BLE001 - any failure is the one line below
             why = f"{type(exc).__name__}: {exc}".splitlines()[0]
-            print(f"ci: {name} at {_shown(url)} does not answer ({why})", file=sys.stderr)  # noqa: T201
+            line = f"ci: {name} at {_shown(url)} does not answer ({why})"
+            print(line, file=sys.stderr)  # noqa: T201
             return 2
     return 0
 
