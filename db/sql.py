@@ -12,14 +12,31 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
+import asyncpg
 from tortoise import connections
 from tortoise.exceptions import DBConnectionError, OperationalError
 
 from db.errors import DatabaseUnavailableError
 
 _state = {"dialect": "sqlite"}
+
+# The connection failed, not the statement: the server unreachable, restarting or failing
+# over, an administrator ending the session (asyncpg then reports AdminShutdownError, or an
+# InternalClientError/InterfaceError from the broken connection), too many connections, a
+# statement cancelled. The client gets 503 with Retry-After, not an opaque 500; the pool
+# replaces the connection.
+_UNAVAILABLE: Final = (
+    DBConnectionError,
+    ConnectionError,
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.InternalClientError,
+    asyncpg.InterfaceError,
+)
 
 
 def configure(dialect: str) -> None:
@@ -53,7 +70,7 @@ async def fetch(sql: str, values: Sequence[Any] = ()) -> Sequence[Any]:
             # Tortoise's asyncpg execute_query drops the rows of INSERT/UPDATE … RETURNING.
             return await client.execute_query_dict(_numbered(sql), list(values))
         _, rows = await client.execute_query(sql, list(values))
-    except (DBConnectionError, ConnectionError, OSError) as exc:
+    except _UNAVAILABLE as exc:
         raise DatabaseUnavailableError(str(exc)) from exc
     return rows
 
