@@ -52,7 +52,7 @@ def _if_match(request: Request, book_id: int) -> tuple[int, ...] | None:
         tag = tag.strip()
         if tag.startswith(prefix) and tag.endswith('"'):
             version = tag[len(prefix) : -1]
-            if version.isascii() and version.isdigit() and len(version) < 12 and tag == etag(
+            if version.isascii() and version.isdigit() and len(version) < 10 and tag == etag(
                 {"id": book_id, "version": int(version)}
             ):
                 versions.append(int(version))
