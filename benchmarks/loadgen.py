@@ -39,7 +39,8 @@ class WrkRun:
     timeout_s: float = 10.0
 
 
-def _children_cpu() -> float:
+def children_cpu() -> float:
+    """CPU seconds of this process's finished children (the load generators)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
 
@@ -54,7 +55,7 @@ def run_wrk(run: WrkRun, env: Mapping[str, str]) -> dict[str, Any]:
         wrk, "-t", str(threads), "-c", str(run.connections), "-d", f"{run.duration:g}s",
         "--timeout", f"{run.timeout_s:g}s", "-s", str(run.script), run.url,
     ]
-    cpu0 = _children_cpu()
+    cpu0 = children_cpu()
     try:
         done = subprocess.run(
             command, env={**os.environ, **env}, capture_output=True, text=True,
@@ -62,7 +63,7 @@ def run_wrk(run: WrkRun, env: Mapping[str, str]) -> dict[str, Any]:
         )
     except subprocess.TimeoutExpired as exc:
         raise LoadError(f"wrk did not finish: {exc}") from None
-    cpu = _children_cpu() - cpu0
+    cpu = children_cpu() - cpu0
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith(MARKER)), None)
     if done.returncode != 0 or line is None:
         raise LoadError(f"wrk failed ({done.returncode}): {done.stderr.strip()[-2000:]}\n"

@@ -33,7 +33,7 @@ def _bars(doc: dict[str, Any], prefix: Path, metric: str, ylabel: str, title: st
     summary = doc["summary"]
     closed = summary["closed"]
     sizes = sorted({r["rows"] for r in closed})
-    fig, axes = plt.subplots(len(sizes), 1, figsize=(12, 4.2 * len(sizes)), squeeze=False)
+    fig, axes = plt.subplots(len(sizes), 1, figsize=(13, 4.2 * len(sizes)), squeeze=False)
     for ax, rows in zip(axes[:, 0], sizes, strict=True):
         scenarios, series = _series(closed, rows)
         index = {(r["scenario"], r["target"], r["concurrency"]): r for r in closed
@@ -63,7 +63,7 @@ def _bars(doc: dict[str, Any], prefix: Path, metric: str, ylabel: str, title: st
         if log:
             ax.set_yscale("log")
         ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=8, loc="upper right", ncols=2)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     path = prefix.with_name(f"{prefix.name}_{metric.replace('.', '')}.png")
     fig.savefig(path, dpi=110)

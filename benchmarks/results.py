@@ -82,7 +82,7 @@ def summarize(doc: dict[str, Any]) -> dict[str, Any]:
         if r["mode"] == "open":
             open_rows.append({k: r.get(k) for k in ("rows", "scenario", "target", "fraction",
                                                       "max_rps", "target_rate", "rps", "valid",
-                                                      "dropped")}
+                                                      "dropped", "loadgen_cpu_pct")}
                              | {k: r["latency_ms"][k] for k in ("p50", "p99", "p99.9")})
 
     return {"closed": rows_out, "ceiling": ceiling, "open": open_rows,
@@ -151,6 +151,12 @@ def markdown(doc: dict[str, Any]) -> str:
            f"{cfg['database_url'] or 'SQLite (a fresh seeded copy per target)'}, seed "
            f"{cfg['seed']}. Medians over rounds; runs with more than "
            f"{cfg['error_threshold']:.1%} errors are discarded.", ""]
+    for info in doc.get("sessions", []):
+        loads = [r["load1"] for r in doc["records"] if r["rows"] == info["rows"] and "load1" in r]
+        out.append(f"- {info['rows']:,} rows: seeded in {info['seed_seconds']} s; machine load "
+                   f"(1-min average) {min(loads, default=0):.1f}–{max(loads, default=0):.1f} "
+                   "during the runs (the server and wrk alone make about 2; more is other work).")
+    out.append("")
     if doc.get("error"):
         out += [f"**The run stopped early:** {doc['error']}", ""]
     out += ["## Ceiling (bare Sanic, constant JSON)", ""]
@@ -183,10 +189,11 @@ def markdown(doc: dict[str, Any]) -> str:
         out += ["## Open loop (fixed rate, latency from the schedule)", ""]
         out += _table(
             ["rows", "scenario", "target", "max req/s", "load", "rate", "achieved", "p50 ms",
-             "p99 ms", "p99.9 ms", "valid"],
+             "p99 ms", "p99.9 ms", "generator CPU %", "valid"],
             [[_fmt(o["rows"]), o["scenario"], o["target"], _fmt(o["max_rps"]),
               f"{o['fraction']:.0%}", _fmt(o["target_rate"]), _fmt(o["rps"]), _fmt(o["p50"], 2),
-              _fmt(o["p99"], 2), _fmt(o["p99.9"], 2), "yes" if o["valid"] else "no"]
+              _fmt(o["p99"], 2), _fmt(o["p99.9"], 2), _fmt(o.get("loadgen_cpu_pct"), 0),
+              "yes" if o["valid"] else "no"]
              for o in summary["open"]])
     if summary["locust"]:
         out += ["## Locust (user model, headless)", ""]

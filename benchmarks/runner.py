@@ -11,12 +11,15 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -50,6 +53,8 @@ class Config:
     error_threshold: float = 0.001  # a run with more errors than this share is discarded
     out: Path = RESULTS_DIR
     plots: bool = True
+    # Databases, server logs and scratch files (gitignored); logs are kept after a run.
+    work_root: Path = RESULTS_DIR / "tmp"
 
     def check(self) -> None:
         unknown = [s for s in self.scenarios if s not in SCENARIOS]
@@ -72,8 +77,11 @@ class Session:
     rows: int
     ctx: Context
     servers: dict[str, Server]
+    work_dir: Path
     records: list[dict[str, Any]] = field(default_factory=list)
     log: Log = print
+    # Targets that stopped answering: name -> why. They are skipped from then on.
+    dead: dict[str, str] = field(default_factory=dict)
 
 
 def _error_rate(result: dict[str, Any]) -> float:
@@ -83,8 +91,9 @@ def _error_rate(result: dict[str, Any]) -> float:
 
 
 def _record(s: Session, target: str, scenario: Scenario, mode: str, **extra: Any) -> dict[str, Any]:
+    # The machine's 1-minute load average: other work on it shows here.
     return {"target": target, "scenario": scenario.name, "rows": s.rows, "mode": mode,
-            "workers": s.config.workers, **extra}
+            "workers": s.config.workers, "load1": round(os.getloadavg()[0], 2), **extra}
 
 
 def closed_run(s: Session, target: str, scenario: Scenario, connections: int, *,
@@ -113,16 +122,17 @@ def closed_run(s: Session, target: str, scenario: Scenario, connections: int, *,
 def open_run(s: Session, target: str, scenario: Scenario, rate: float, fraction: float,
              connections: int) -> dict[str, Any]:
     server = s.servers[target]
-    ctx_file = ROOT / "benchmarks" / "results" / "tmp" / f"ctx-{server.port}.json"
-    ctx_file.parent.mkdir(parents=True, exist_ok=True)
+    ctx_file = s.work_dir / f"ctx-{server.port}.json"
     ctx_file.write_text(context_json(s.ctx))
     command = [sys.executable, "-m", "benchmarks.openloop", "--url", server.url,
                "--scenario", scenario.name, "--rate", f"{rate:.1f}", "--duration",
                f"{s.config.duration:g}", "--connections", str(connections),
                "--context", str(ctx_file), "--seed", str(s.config.seed)]
+    cpu0 = loadgen.children_cpu()
     with Monitor(server) as monitor:
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
                               timeout=2 * s.config.duration + 60)
+    generator_cpu = loadgen.children_cpu() - cpu0
     ctx_file.unlink(missing_ok=True)
     if done.returncode != 0:
         raise loadgen.LoadError(f"open-loop generator failed: {done.stderr[-2000:]}")
@@ -133,7 +143,8 @@ def open_run(s: Session, target: str, scenario: Scenario, rate: float, fraction:
     rec = _record(s, target, scenario, "open", concurrency=connections, fraction=fraction,
                   duration_s=s.config.duration, **result, error_rate=round(err, 6),
                   valid=err <= s.config.error_threshold and dropped <= s.config.error_threshold,
-                  server=monitor.usage.as_dict())
+                  server=monitor.usage.as_dict(),
+                  loadgen_cpu_pct=round(100 * generator_cpu / monitor.usage.wall_seconds, 1))
     s.records.append(rec)
     s.log(f"  {target:<8} {scenario.name:<14} open {fraction:.0%} of max = {rate:>8.1f}/s: "
           f"p50 {rec['latency_ms']['p50']} ms  p99 {rec['latency_ms']['p99']} ms"
@@ -141,9 +152,25 @@ def open_run(s: Session, target: str, scenario: Scenario, rate: float, fraction:
     return rec
 
 
+def _guarded(s: Session, target: str, job: Callable[[], Any]) -> Any:
+    """Run one load against ``target``; if the target died, note it and go on without it."""
+    server = s.servers[target]
+    try:
+        return job()
+    except loadgen.LoadError as exc:
+        if server.process.poll() is None:
+            raise
+        why = f"exited with {server.process.returncode} ({exc}); log:\n{server.log_tail(40)}"
+        s.dead[target] = why
+        s.log(f"  {target} stopped answering and is skipped from now on: {why}")
+        return None
+
+
 def _targets_for(s: Session, scenario: Scenario) -> list[str]:
     out = []
     for name in s.servers:
+        if name in s.dead:
+            continue
         allowed = TARGETS[name].scenarios
         if scenario.name == CEILING_SCENARIO.name:
             if allowed == (CEILING_SCENARIO.name,):
@@ -159,26 +186,36 @@ def _scenario(s: Session, scenario: Scenario, phase_label: str | None = None,
     targets = _targets_for(s, scenario)
     if warmup and cfg.warmup > 0:
         for target in targets:
-            closed_run(s, target, scenario, cfg.concurrency[0], duration=cfg.warmup,
-                       round_=0, phase="warmup")
+            _guarded(s, target, partial(closed_run, s, target, scenario, cfg.concurrency[0],
+                                        duration=cfg.warmup, round_=0, phase="warmup"))
     for conc in cfg.concurrency:
         for round_ in range(cfg.rounds):
             for target in targets:
-                rec = closed_run(s, target, scenario, conc, duration=cfg.duration,
-                                 round_=round_)
-                if phase_label:
+                if target in s.dead:
+                    continue
+                rec = _guarded(s, target, partial(closed_run, s, target, scenario, conc,
+                                                  duration=cfg.duration, round_=round_))
+                if rec and phase_label:
                     rec["ceiling_phase"] = phase_label
     if cfg.open_loop and scenario.name != CEILING_SCENARIO.name:
         for target in targets:
+            if target in s.dead:
+                continue
             ok = [r for r in s.records if r["target"] == target and r["mode"] == "closed"
                   and r["scenario"] == scenario.name and r["rows"] == s.rows and r["valid"]]
             if not ok:
                 continue
-            best = max(ok, key=lambda r: r["rps"])
+            # The maximum: the median over rounds at the concurrency that did best, not
+            # the single best run (on a noisy machine that one is an outlier).
+            by_conc: dict[int, list[float]] = {}
+            for r in ok:
+                by_conc.setdefault(r["concurrency"], []).append(r["rps"])
+            top = max(statistics.median(v) for v in by_conc.values())
             for fraction in cfg.open_loop_fractions:
-                rec = open_run(s, target, scenario, best["rps"] * fraction, fraction,
-                               max(cfg.concurrency))
-                rec["max_rps"] = best["rps"]
+                rec = _guarded(s, target, partial(open_run, s, target, scenario, top * fraction,
+                                                  fraction, max(cfg.concurrency)))
+                if rec:
+                    rec["max_rps"] = round(top, 1)
 
 
 def _locust(s: Session, out_prefix: Path) -> None:
@@ -189,8 +226,10 @@ def _locust(s: Session, out_prefix: Path) -> None:
                                     rows=s.rows, log=s.log))
 
 
-def run_rows(config: Config, rows: int, work_dir: Path, out_prefix: Path, log: Log
-             ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def run_rows(config: Config, rows: int, work_dir: Path, out_prefix: Path, log: Log,
+             records: list[dict[str, Any]], info: dict[str, Any]) -> None:
+    """One row count's session; records and facts go into ``records`` and ``info`` as they
+    come, so an error halfway keeps what was measured."""
     log(f"rows={rows:,}: seeding")
     data = ds.prepare(rows, seed=config.seed, database_url=config.database_url,
                       work_dir=work_dir)
@@ -199,7 +238,11 @@ def run_rows(config: Config, rows: int, work_dir: Path, out_prefix: Path, log: L
     if not data.url.startswith("sqlite://"):
         targets = [t for t in targets if not t.sqlite_only]
     urls = {t.name: ds.database_for(t, data, work_dir) for t in targets}
-    info: dict[str, Any] = {"rows": rows, "seed_seconds": round(data.seed_seconds, 1)}
+    # The seed and the copies leave hundreds of MB of dirty pages at a million rows: their
+    # writeback would compete with the first runs.
+    os.sync()
+    info.update({"rows": rows, "seed_seconds": round(data.seed_seconds, 1),
+                 "load_at_start": [round(x, 2) for x in os.getloadavg()]})
     try:
         with contextlib.ExitStack() as stack:
             servers = {
@@ -215,7 +258,7 @@ def run_rows(config: Config, rows: int, work_dir: Path, out_prefix: Path, log: L
             info["cursor_walk_seconds"] = round(time.perf_counter() - started, 1)
             ctx = Context(rows=rows, token=data.token, authors=data.authors, terms=data.terms,
                           cursors=cursors)
-            s = Session(config, rows, ctx, servers, log=log)
+            s = Session(config, rows, ctx, servers, work_dir, records=records, log=log)
             ceiling = "ceiling" in servers
             if ceiling:
                 _scenario(s, CEILING_SCENARIO, "start")
@@ -225,9 +268,8 @@ def run_rows(config: Config, rows: int, work_dir: Path, out_prefix: Path, log: L
                 _scenario(s, CEILING_SCENARIO, "end", warmup=False)
             if config.locust_users:
                 _locust(s, out_prefix.with_name(f"{out_prefix.name}_locust_{rows}"))
-            for name, server in servers.items():
-                info.setdefault("server_logs", {})[name] = server.log_tail(5)
-            return s.records, info
+            info["load_at_end"] = [round(x, 2) for x in os.getloadavg()]
+            info["dead_targets"] = s.dead
     finally:
         for url in urls.values():
             if data.owned:
@@ -250,7 +292,7 @@ def run(config: Config, log: Log = print) -> tuple[dict[str, Any], Path]:
     config.check()
     prefix = next_run_path(config.out)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
-    work_dir = ROOT / "benchmarks" / "results" / "tmp" / f"{prefix.name}-{stamp}"
+    work_dir = config.work_root / f"{prefix.name}-{stamp}"
     doc: dict[str, Any] = {
         "run": prefix.name,
         "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -264,16 +306,23 @@ def run(config: Config, log: Log = print) -> tuple[dict[str, Any], Path]:
         doc["config"]["database_url"] = f"{parts.scheme}://{parts.hostname or ''}{parts.path}"
     try:
         for rows in config.rows:
-            records, info = run_rows(config, rows, work_dir, prefix, log)
-            doc["records"] += records
+            info: dict[str, Any] = {"rows": rows}
             doc["sessions"].append(info)
+            run_rows(config, rows, work_dir, prefix, log, doc["records"], info)
     except BaseException as exc:
         # Keep what was measured; the error says why the rest is missing.
         doc["error"] = f"{type(exc).__name__}: {exc}"[:4000]
         raise
     finally:
         doc["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        shutil.rmtree(work_dir, ignore_errors=True)
+        # Databases go; the servers' logs stay (gitignored) for a post-mortem.
+        for path in work_dir.glob("*"):
+            if path.is_dir() and path.name != "logs":
+                shutil.rmtree(path, ignore_errors=True)
+            elif path.is_file():
+                path.unlink()
+        if work_dir.exists():
+            doc["server_logs"] = str(work_dir / "logs")
         if doc["records"]:
             doc["summary"] = results.summarize(doc)
             results.write(doc, prefix, plots=config.plots)

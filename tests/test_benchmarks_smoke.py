@@ -30,7 +30,8 @@ def test_one_second_run_writes_a_result_record(tmp_path: Path) -> None:
     from benchmarks.runner import Config, run
 
     config = Config(scenarios=("detail",), concurrency=(4,), duration=1.0, warmup=0.0,
-                    rows=(200,), targets=("service", "ceiling"), out=tmp_path, plots=False)
+                    rows=(200,), targets=("service", "ceiling"), out=tmp_path, plots=False,
+                    work_root=tmp_path / "work")
     doc, prefix = run(config, log=lambda line: None)
 
     saved = json.loads(prefix.with_suffix(".json").read_text())

@@ -66,7 +66,8 @@ def _cursor(key: str, position: list[Any], backwards: bool) -> str:
 
 
 def _decode(raw: str) -> dict[str, Any]:
-    return orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))  # type: ignore[no-any-return]
+    doc: dict[str, Any] = orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+    return doc
 
 
 async def detail(request: Request, book_id: int) -> HTTPResponse:
@@ -131,7 +132,8 @@ def _where(args: Any) -> tuple[list[str], list[Any], bool]:
             clauses.append("id IN (SELECT rowid FROM book_search WHERE book_search MATCH ?)")
             values.append('"' + search.replace('"', '""') + '"')
         else:
-            pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            pattern = f"%{escaped}%"
             clauses.append("(title LIKE ? ESCAPE '\\' OR author LIKE ? ESCAPE '\\')")
             values += [pattern, pattern]
     return clauses, values, bool(clauses)
