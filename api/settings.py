@@ -147,10 +147,32 @@ def _bool(env: Mapping[str, str], name: str, attr: str) -> dict[str, bool]:
     return {}
 
 
+def usable_cpus() -> int:
+    """CPUs this process may use: its affinity, capped by a cgroup CPU quota (containers)."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    for quota_file, period_file in (
+        ("/sys/fs/cgroup/cpu.max", None),
+        ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us"),
+    ):
+        try:
+            with open(quota_file) as fh:
+                parts = fh.read().split()
+            if period_file is None:
+                quota, period = parts[0], parts[1]
+            else:
+                with open(period_file) as fh:
+                    quota, period = parts[0], fh.read().strip()
+        except (OSError, IndexError):
+            continue
+        if quota not in ("max", "-1") and int(period) > 0:
+            return max(1, min(n, int(quota) // int(period)))
+    return n
+
+
 def _workers(env: Mapping[str, str]) -> dict[str, int]:
     if "WORKERS" not in env:
         return {}
     raw = env["WORKERS"].strip().lower()
     if raw == "auto":
-        return {"workers": os.cpu_count() or 1}
+        return {"workers": usable_cpus()}
     return _int(env, "WORKERS", "workers", 1, 256)
