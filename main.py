@@ -96,15 +96,20 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
         try:
             key = _with_db(settings, lambda: tokens.create_token(name=args.name))
         except tokens.TokenExistsError:
-            print(f"bookshelf: a token named {args.name!r} exists already; "  # noqa: T201
-                  "pick another name or revoke it first", file=sys.stderr)
+            print(
+                f"bookshelf: a token named {args.name!r} exists already; "  # noqa: T201
+                "pick another name or revoke it first",
+                file=sys.stderr,
+            )
             return 1
         except tokens.TokenNameError as exc:
             print(f"bookshelf: {exc}", file=sys.stderr)  # noqa: T201
             return 2
         print(key)  # noqa: T201
-        print(f"token {args.name!r} created; the key above is shown only once",  # noqa: T201
-              file=sys.stderr)
+        print(
+            f"token {args.name!r} created; the key above is shown only once",  # noqa: T201
+            file=sys.stderr,
+        )
         return 0
     if args.action == "list":
         rows = _with_db(settings, tokens.list_tokens)
@@ -112,14 +117,18 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
         for t in rows:
             last = t.last_used_at.isoformat(timespec="seconds") if t.last_used_at else "never"
             status = "revoked" if t.revoked_at else "active"
-            print(f"{t.name:<24} {t.created_at.isoformat(timespec='seconds'):<25} "  # noqa: T201
-                  f"{last:<25} {status}")
+            print(
+                f"{t.name:<24} {t.created_at.isoformat(timespec='seconds'):<25} "  # noqa: T201
+                f"{last:<25} {status}"
+            )
         return 0
     try:
         _with_db(settings, lambda: tokens.revoke_token(name=args.name))
     except NotFoundError:
-        print(f"bookshelf: no token named {args.name!r}; see `python main.py token list`",  # noqa: T201
-              file=sys.stderr)
+        print(
+            f"bookshelf: no token named {args.name!r}; see `python main.py token list`",  # noqa: T201
+            file=sys.stderr,
+        )
         return 1
     print(f"token {args.name!r} revoked")  # noqa: T201
     return 0
@@ -135,23 +144,32 @@ def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
 
     def progress(done: int, total: int) -> None:
         last = done >= total
-        print(f"{chr(13) if tty else ''}seeding: {done:,}/{total:,} rows"  # noqa: T201
-              + ("; indexing" if last else ""), end="\n" if last or not tty else "",
-              file=sys.stderr, flush=True)
+        print(
+            f"{chr(13) if tty else ''}seeding: {done:,}/{total:,} rows"  # noqa: T201
+            + ("; indexing" if last else ""),
+            end="\n" if last or not tty else "",
+            file=sys.stderr,
+            flush=True,
+        )
 
     async def job() -> tuple[seed.SeedReport, tuple[int, int, int | None]]:
-        report = await seed.seed_books(count=args.count, seed=args.seed, replace=args.replace,
-                                       progress=progress)
+        report = await seed.seed_books(
+            count=args.count, seed=args.seed, replace=args.replace, progress=progress
+        )
         return report, await seed.check_counts()
 
     report, (rows, counted, indexed) = _with_db(settings, job)
     ids = f"ids {report.first_id}-{report.last_id}" if report.inserted else "no rows"
-    print(f"seeded {report.inserted:,} books ({ids}, seed {args.seed}) in "  # noqa: T201
-          f"{report.seconds:.1f} s; the table holds {rows:,} rows, book_count says {counted:,}"
-          + ("" if indexed is None else f", the search index {indexed:,}"))
+    print(
+        f"seeded {report.inserted:,} books ({ids}, seed {args.seed}) in "  # noqa: T201
+        f"{report.seconds:.1f} s; the table holds {rows:,} rows, book_count says {counted:,}"
+        + ("" if indexed is None else f", the search index {indexed:,}")
+    )
     if counted != rows or indexed not in (None, rows):
-        print("bookshelf: book_count or the search index disagrees with the table",  # noqa: T201
-              file=sys.stderr)
+        print(
+            "bookshelf: book_count or the search index disagrees with the table",  # noqa: T201
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -163,7 +181,9 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply pending database migrations")
     token = sub.add_parser("token", help="manage API tokens")
     token_sub = token.add_subparsers(dest="action", required=True)
-    token_sub.add_parser("create", help="create a token and print its key once").add_argument("name")
+    token_sub.add_parser("create", help="create a token and print its key once").add_argument(
+        "name"
+    )
     token_sub.add_parser("list", help="list tokens (never their keys)")
     token_sub.add_parser("revoke", help="revoke a token at once").add_argument("name")
     seeding = sub.add_parser("seed", help="insert N deterministic books (benchmarks, demos)")

@@ -52,8 +52,11 @@ def _if_match(request: Request, book_id: int) -> tuple[int, ...] | None:
         tag = tag.strip()
         if tag.startswith(prefix) and tag.endswith('"'):
             version = tag[len(prefix) : -1]
-            if version.isascii() and version.isdigit() and len(version) < 10 and tag == etag(
-                {"id": book_id, "version": int(version)}
+            if (
+                version.isascii()
+                and version.isdigit()
+                and len(version) < 10
+                and tag == etag({"id": book_id, "version": int(version)})
             ):
                 versions.append(int(version))
     return tuple(versions) or (-1,)
@@ -115,9 +118,7 @@ class BookDetail(HTTPMethodView):
         if isinstance(data, list):
             validate_book(data)  # a list is a parse error here
         changes = validate_book(data, partial=partial)
-        row = await db_books.update_book(
-            book_id, changes, if_versions=_if_match(request, book_id)
-        )
+        row = await db_books.update_book(book_id, changes, if_versions=_if_match(request, book_id))
         return json(to_json(row), headers={"ETag": etag(row)})
 
     async def put(self, request: Request, book_id: int) -> HTTPResponse:

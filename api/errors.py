@@ -24,7 +24,8 @@ import logging
 import uuid
 from typing import Any, ClassVar, Final
 
-from sanic import Request, exceptions as sanic_exc
+from sanic import Request
+from sanic import exceptions as sanic_exc
 from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse, json
 

@@ -119,7 +119,11 @@ def parse_fields(args: Mapping[str, Sequence[str]]) -> tuple[str, ...] | None:
     unknown = sorted(wanted - set(FIELDS))
     if unknown:
         raise ValidationError(
-            {"fields": [f"Unknown field(s): {', '.join(unknown)}. Choose from {', '.join(FIELDS)}."]}
+            {
+                "fields": [
+                    f"Unknown field(s): {', '.join(unknown)}. Choose from {', '.join(FIELDS)}."
+                ]
+            }
         )
     if not wanted:
         return None

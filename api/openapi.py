@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from sanic import Request, Sanic
-from sanic.response import HTTPResponse, file, html as html_response
+from sanic.response import HTTPResponse, file
+from sanic.response import html as html_response
 from sanic_ext.extensions.openapi.builders import (
     OperationBuilder,
     OperationStore,
@@ -52,6 +53,7 @@ The Book API of the classic Django REST Framework example, rebuilt on Sanic.
 
 
 # --------------------------------------------------------------------------- schemas
+
 
 def _ref(kind: str, name: str) -> dict[str, str]:
     return {"$ref": f"#/components/{kind}/{name}"}
@@ -99,7 +101,7 @@ _INPUT_PROPERTIES: Final = {
     },
     "price": {
         "description": (
-            "A decimal as a JSON string (`\"12.5\"`) or number (`12.5`): at most 5 digits "
+            'A decimal as a JSON string (`"12.5"`) or number (`12.5`): at most 5 digits '
             "in total and 2 after the point, not negative (0 to 999.99)."
         ),
         "anyOf": [{"type": "string"}, {"type": "number", "minimum": 0, "maximum": 999.99}],
@@ -238,14 +240,17 @@ def _response(
 
 
 def _text_header(description: str, *, required: bool = True, **schema: Any) -> dict[str, Any]:
-    return {"description": description, "required": required,
-            "schema": {"type": "string", **schema}}
+    return {
+        "description": description,
+        "required": required,
+        "schema": {"type": "string", **schema},
+    }
 
 
 RESPONSES: Final[dict[str, Any]] = {
     "BadRequest": _response(
         "Invalid fields (`{field: [messages]}`), a bad query parameter (named in the body), "
-        "or a body that is not JSON or not an object (`{\"detail\": \"JSON parse error - ...\"}`).",
+        'or a body that is not JSON or not an object (`{"detail": "JSON parse error - ..."}`).',
         {"anyOf": [_ref("schemas", "Detail"), _ref("schemas", "FieldErrors")]},
     ),
     "Unauthorized": _response(
@@ -254,8 +259,9 @@ RESPONSES: Final[dict[str, Any]] = {
         _ref("schemas", "Detail"),
         headers={"WWW-Authenticate": _text_header("`Token`", enum=["Token"])},
     ),
-    "NotFound": _response("Unknown id (a non-integer id included): `Not found.`",
-                          _ref("schemas", "Detail")),
+    "NotFound": _response(
+        "Unknown id (a non-integer id included): `Not found.`", _ref("schemas", "Detail")
+    ),
     "MethodNotAllowed": _response(
         "The route does not have that method.",
         _ref("schemas", "Detail"),
@@ -267,14 +273,15 @@ RESPONSES: Final[dict[str, Any]] = {
     ),
     "PayloadTooLarge": _response("The body is over `MAX_BODY_BYTES`.", _ref("schemas", "Detail")),
     "UnsupportedMediaType": _response(
-        "The body is not JSON: `Unsupported media type \"text/plain\" in request.`",
+        'The body is not JSON: `Unsupported media type "text/plain" in request.`',
         _ref("schemas", "Detail"),
     ),
     "Throttled": _response(
         "Over the rate limit (only when `RATE_LIMIT` is set).",
         _ref("schemas", "Detail"),
-        headers={"Retry-After": _text_header("Seconds until the next request fits.",
-                                             pattern=r"^\d+$")},
+        headers={
+            "Retry-After": _text_header("Seconds until the next request fits.", pattern=r"^\d+$")
+        },
     ),
     "ServerError": _response(
         "An unexpected failure: opaque, never a stack trace.", _ref("schemas", "ServerError")
@@ -306,10 +313,12 @@ TAGS: Final = {
 
 # --------------------------------------------------------------------------- parameters
 
+
 def _query(name: str, schema: dict[str, Any], description: str) -> Parameter:
     # An empty value (`?author=`) is the same as leaving the parameter out.
-    return Parameter(name, schema, "query", description=description, required=False,
-                     allowEmptyValue=True)
+    return Parameter(
+        name, schema, "query", description=description, required=False, allowEmptyValue=True
+    )
 
 
 def _header(name: str, description: str) -> Parameter:
@@ -324,34 +333,62 @@ ORDERING_PATTERN: Final = f"^{_WS}(-?{_FIELD})?{_WS}(,{_WS}(-?{_FIELD})?{_WS})*$
 FIELDS_PATTERN: Final = f"^{_WS}{_FIELD}?{_WS}(,{_WS}{_FIELD}?{_WS})*$"
 
 LIST_PARAMETERS: Final = (
-    ("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
-     "Page size, 1 to 100."),
-    ("offset", {"type": "integer", "minimum": 0, "maximum": 2**53},
-     "Start of the page; links then go by offset. Cannot be combined with `cursor`."),
-    ("cursor", {"type": "string"},
-     "Opaque keyset cursor taken from `next`/`previous`; the page then has no `count`. "
-     "A malformed cursor is a 400."),
+    (
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+        "Page size, 1 to 100.",
+    ),
+    (
+        "offset",
+        {"type": "integer", "minimum": 0, "maximum": 2**53},
+        "Start of the page; links then go by offset. Cannot be combined with `cursor`.",
+    ),
+    (
+        "cursor",
+        {"type": "string"},
+        "Opaque keyset cursor taken from `next`/`previous`; the page then has no `count`. "
+        "A malformed cursor is a 400.",
+    ),
     ("author", {"type": "string"}, "Exact, case-sensitive match of the author."),
-    ("search", {"type": "string"},
-     "Case-insensitive substring of title or author (`%` and `_` are literal)."),
-    ("published_after", {"type": "string", "format": "date"},
-     "Books published on or after this date (YYYY-MM-DD)."),
-    ("published_before", {"type": "string", "format": "date"},
-     "Books published on or before this date (YYYY-MM-DD)."),
+    (
+        "search",
+        {"type": "string"},
+        "Case-insensitive substring of title or author (`%` and `_` are literal).",
+    ),
+    (
+        "published_after",
+        {"type": "string", "format": "date"},
+        "Books published on or after this date (YYYY-MM-DD).",
+    ),
+    (
+        "published_before",
+        {"type": "string", "format": "date"},
+        "Books published on or before this date (YYYY-MM-DD).",
+    ),
     ("min_price", {"type": "number"}, "Books priced at least this much."),
     ("max_price", {"type": "number"}, "Books priced at most this much."),
-    ("ordering",
-     {"type": "string", "pattern": ORDERING_PATTERN, "example": "-published_date,title"},
-     "Comma-separated fields from id, title, author, published_date, price, each optionally "
-     "prefixed with `-` for descending; ties are broken by id."),
-    ("fields", {"type": "string", "pattern": FIELDS_PATTERN, "example": "id,title"},
-     "Comma-separated subset of id, title, author, published_date, price to return."),
+    (
+        "ordering",
+        {"type": "string", "pattern": ORDERING_PATTERN, "example": "-published_date,title"},
+        "Comma-separated fields from id, title, author, published_date, price, each optionally "
+        "prefixed with `-` for descending; ties are broken by id.",
+    ),
+    (
+        "fields",
+        {"type": "string", "pattern": FIELDS_PATTERN, "example": "id,title"},
+        "Comma-separated subset of id, title, author, published_date, price to return.",
+    ),
 )
 
 
 def _book_id() -> Parameter:
-    return Parameter("book_id", {"type": "integer"}, "path", required=True,
-                     description="The book's id. A non-integer or unknown id is a 404.")
+    return Parameter(
+        "book_id",
+        {"type": "integer"},
+        "path",
+        required=True,
+        description="The book's id. A non-integer or unknown id is a 404.",
+    )
 
 
 def _request_id() -> Parameter:
@@ -366,6 +403,7 @@ def _if_match() -> Parameter:
 
 
 # --------------------------------------------------------------------------- operations
+
 
 @dataclass(frozen=True)
 class Op:
@@ -382,9 +420,14 @@ class Op:
 
 def _errors(*names: str) -> dict[str, Any]:
     codes = {
-        "BadRequest": "400", "Unauthorized": "401", "NotFound": "404",
-        "PreconditionFailed": "412", "PayloadTooLarge": "413",
-        "UnsupportedMediaType": "415", "Throttled": "429", "ServerError": "500",
+        "BadRequest": "400",
+        "Unauthorized": "401",
+        "NotFound": "404",
+        "PreconditionFailed": "412",
+        "PayloadTooLarge": "413",
+        "UnsupportedMediaType": "415",
+        "Throttled": "429",
+        "ServerError": "500",
     }
     return {codes[n]: _ref("responses", n) for n in names}
 
@@ -398,8 +441,16 @@ def _body(schema_name: str, description: str, *, required: bool = True) -> dict[
 
 
 _ETAG: Final = {"ETag": _ref("headers", "ETag")}
-_WRITE_ERRORS: Final = ("BadRequest", "Unauthorized", "NotFound", "PreconditionFailed",
-                        "PayloadTooLarge", "UnsupportedMediaType", "Throttled", "ServerError")
+_WRITE_ERRORS: Final = (
+    "BadRequest",
+    "Unauthorized",
+    "NotFound",
+    "PreconditionFailed",
+    "PayloadTooLarge",
+    "UnsupportedMediaType",
+    "Throttled",
+    "ServerError",
+)
 
 
 def _operations() -> dict[tuple[str, str], Op]:
@@ -412,16 +463,22 @@ def _operations() -> dict[tuple[str, str], Op]:
     detail = (_book_id(), _request_id())
     return {
         ("books.root", "GET"): Op(
-            "apiRoot", "API root",
-            {"200": _response("Links to the resources.", _ref("schemas", "ApiRoot")),
-             **_errors("Throttled", "ServerError")},
+            "apiRoot",
+            "API root",
+            {
+                "200": _response("Links to the resources.", _ref("schemas", "ApiRoot")),
+                **_errors("Throttled", "ServerError"),
+            },
             description="As DRF's DefaultRouter: the absolute URL of the book list.",
             parameters=(_request_id(),),
         ),
         ("books.list", "GET"): Op(
-            "listBooks", "List books",
-            {"200": _response("A page of books.", _ref("schemas", "BookPage")),
-             **_errors("BadRequest", "Throttled", "ServerError")},
+            "listBooks",
+            "List books",
+            {
+                "200": _response("A page of books.", _ref("schemas", "BookPage")),
+                **_errors("BadRequest", "Throttled", "ServerError"),
+            },
             description=(
                 "Paginated. Without `offset` or `cursor` the page has `count` and its `next` "
                 "link carries a cursor; with `offset` the links go by offset. A bad parameter "
@@ -430,21 +487,32 @@ def _operations() -> dict[tuple[str, str], Op]:
             parameters=(*(_query(*p) for p in LIST_PARAMETERS), _request_id()),
         ),
         ("books.list", "POST"): Op(
-            "createBooks", "Create a book, or up to 1000 at once",
+            "createBooks",
+            "Create a book, or up to 1000 at once",
             {
                 "201": _response(
                     "The created book (with `Location` and `ETag`), or for an array the "
                     "created books in request order.",
                     {"oneOf": [book, {"type": "array", "items": book}]},
                     headers={
-                        "Location": _text_header("The new book's URL (single create only).",
-                                                 required=False, format="uri"),
-                        "ETag": {**HEADERS["ETag"], "required": False,
-                                 "description": "The new book's ETag (single create only)."},
+                        "Location": _text_header(
+                            "The new book's URL (single create only).", required=False, format="uri"
+                        ),
+                        "ETag": {
+                            **HEADERS["ETag"],
+                            "required": False,
+                            "description": "The new book's ETag (single create only).",
+                        },
                     },
                 ),
-                **_errors("BadRequest", "Unauthorized", "PayloadTooLarge",
-                          "UnsupportedMediaType", "Throttled", "ServerError"),
+                **_errors(
+                    "BadRequest",
+                    "Unauthorized",
+                    "PayloadTooLarge",
+                    "UnsupportedMediaType",
+                    "Throttled",
+                    "ServerError",
+                ),
             },
             description=(
                 "A JSON object creates one book; a JSON array of 1 to 1000 books creates them "
@@ -455,21 +523,26 @@ def _operations() -> dict[tuple[str, str], Op]:
             secured=True,
         ),
         ("books.detail", "GET"): Op(
-            "retrieveBook", "Retrieve a book",
+            "retrieveBook",
+            "Retrieve a book",
             {
                 "200": _response("The book.", book, headers=_ETAG),
-                "304": _response("`If-None-Match` matches the current ETag: no body.",
-                                 headers=_ETAG),
+                "304": _response(
+                    "`If-None-Match` matches the current ETag: no body.", headers=_ETAG
+                ),
                 **_errors("NotFound", "Throttled", "ServerError"),
             },
             parameters=(
                 *detail,
-                _header("If-None-Match",
-                        "Optional: ETags the client holds; the current one answers 304."),
+                _header(
+                    "If-None-Match",
+                    "Optional: ETags the client holds; the current one answers 304.",
+                ),
             ),
         ),
         ("books.detail", "PUT"): Op(
-            "updateBook", "Replace a book",
+            "updateBook",
+            "Replace a book",
             update,
             description="A full update: every writable field is required.",
             parameters=(*detail, _if_match()),
@@ -477,30 +550,40 @@ def _operations() -> dict[tuple[str, str], Op]:
             secured=True,
         ),
         ("books.detail", "PATCH"): Op(
-            "partialUpdateBook", "Update some fields of a book",
+            "partialUpdateBook",
+            "Update some fields of a book",
             update,
             description="A partial update: only the fields present change.",
             parameters=(*detail, _if_match()),
-            body=_body("BookPatch", "Any subset of the writable fields; no body changes nothing.",
-                       required=False),
+            body=_body(
+                "BookPatch",
+                "Any subset of the writable fields; no body changes nothing.",
+                required=False,
+            ),
             secured=True,
         ),
         ("books.detail", "DELETE"): Op(
-            "destroyBook", "Delete a book",
-            {"204": _response("Deleted: no body."),
-             **_errors("Unauthorized", "NotFound", "PreconditionFailed", "Throttled",
-                       "ServerError")},
+            "destroyBook",
+            "Delete a book",
+            {
+                "204": _response("Deleted: no body."),
+                **_errors(
+                    "Unauthorized", "NotFound", "PreconditionFailed", "Throttled", "ServerError"
+                ),
+            },
             parameters=(*detail, _if_match()),
             secured=True,
         ),
         ("ops.healthz", "GET"): Op(
-            "healthz", "Liveness",
+            "healthz",
+            "Liveness",
             {"200": _response("The process serves.", _ref("schemas", "Status"))},
             description="200 while the process serves.",
             tag="operations",
         ),
         ("ops.readyz", "GET"): Op(
-            "readyz", "Readiness",
+            "readyz",
+            "Readiness",
             {
                 "200": _response("The database answers.", _ref("schemas", "Status")),
                 "503": _response("The database does not answer.", _ref("schemas", "Status")),
@@ -509,13 +592,16 @@ def _operations() -> dict[tuple[str, str], Op]:
             tag="operations",
         ),
         ("ops.metrics", "GET"): Op(
-            "metrics", "Prometheus metrics",
-            {"200": _response(
-                "Prometheus text exposition format: requests by route template, method and "
-                "status, and a latency histogram, summed over all workers.",
-                {"type": "string"},
-                media="text/plain",
-            )},
+            "metrics",
+            "Prometheus metrics",
+            {
+                "200": _response(
+                    "Prometheus text exposition format: requests by route template, method and "
+                    "status, and a latency histogram, summed over all workers.",
+                    {"type": "string"},
+                    media="text/plain",
+                )
+            },
             tag="operations",
         ),
     }
@@ -547,7 +633,7 @@ def _method_handler(handler: Any, method: str) -> Any:
 
 def _route_name(app: Sanic, name: str) -> str:
     prefix = f"{app.name}."
-    return name[len(prefix):] if name.startswith(prefix) else name
+    return name[len(prefix) :] if name.startswith(prefix) else name
 
 
 def _canonical_path(route_name: str) -> str | None:
@@ -571,8 +657,12 @@ def _describe_routes(app: Sanic) -> None:
     spec.describe(TITLE, _version(), DESCRIPTION)
     for name, description in TAGS.items():
         spec.tag(name, description)
-    for kind, items in (("schemas", SCHEMAS), ("responses", RESPONSES), ("headers", HEADERS),
-                        ("securitySchemes", SECURITY_SCHEMES)):
+    for kind, items in (
+        ("schemas", SCHEMAS),
+        ("responses", RESPONSES),
+        ("headers", HEADERS),
+        ("securitySchemes", SECURITY_SCHEMES),
+    ):
         for name, value in items.items():
             spec.add_component(kind, name, copy.deepcopy(value))
 
@@ -608,6 +698,7 @@ def _version() -> str:
 
 
 # --------------------------------------------------------------------------- Swagger UI
+
 
 def swagger_ui_dir() -> Path:
     from swagger_ui_bundle import swagger_ui_path
@@ -657,8 +748,9 @@ def _docs_urls(app: Sanic) -> dict[str, str]:
         "prefix": prefix,
         "assets": prefix + ASSETS_URI,
         "spec_url": prefix + "/" + getattr(config, "OAS_URI_TO_JSON", "/openapi.json").lstrip("/"),
-        "oauth2": prefix + "/" + getattr(
-            config, "OAS_UI_SWAGGER_OAUTH2_REDIRECT", "/oauth2-redirect.html").lstrip("/"),
+        "oauth2": prefix
+        + "/"
+        + getattr(config, "OAS_UI_SWAGGER_OAUTH2_REDIRECT", "/oauth2-redirect.html").lstrip("/"),
     }
 
 
@@ -680,8 +772,11 @@ def _serve_swagger_ui(app: Sanic) -> None:
         return await file(assets / "oauth2-redirect.html", mime_type="text/html")
 
     index = app.router.name_index
-    for route_name, handler in (("openapi.index", swagger_page), ("openapi.swagger", swagger_page),
-                                ("openapi.oauth2-redirect", oauth2_redirect)):
+    for route_name, handler in (
+        ("openapi.index", swagger_page),
+        ("openapi.swagger", swagger_page),
+        ("openapi.oauth2-redirect", oauth2_redirect),
+    ):
         route = index.get(f"{app.name}.{route_name}")
         if route is not None:
             # sanic-ext's handlers carry a page that loads the UI from a CDN (and fetch the
@@ -691,6 +786,7 @@ def _serve_swagger_ui(app: Sanic) -> None:
 
 
 # --------------------------------------------------------------------------- entry point
+
 
 def register(app: Sanic) -> None:
     """Describe the API's routes in ``/docs/openapi.json`` and serve ``/docs`` offline.

@@ -65,7 +65,9 @@ def encode_cursor(ordering_key: str, position: Sequence[Any], backwards: bool) -
     return base64.urlsafe_b64encode(orjson.dumps(doc)).rstrip(b"=").decode()
 
 
-def _decode_cursor(raw: str, ordering: Sequence[tuple[str, bool]], key: str) -> tuple[tuple[Any, ...], bool]:
+def _decode_cursor(
+    raw: str, ordering: Sequence[tuple[str, bool]], key: str
+) -> tuple[tuple[Any, ...], bool]:
     invalid = ValidationError({"cursor": [e.INVALID_CURSOR]})
     try:
         text = raw.strip()
@@ -105,8 +107,14 @@ def parse(args: Mapping[str, Sequence[str]]) -> Request:
         if offset is not None:
             raise ValidationError({"offset": ["Cannot be combined with cursor."]})
         after, backwards = _decode_cursor(raw_cursor, ordering, key)
-        query = PageQuery(filter=flt, ordering=ordering, limit=limit, after=after,
-                          backwards=backwards, with_count=False)
+        query = PageQuery(
+            filter=flt,
+            ordering=ordering,
+            limit=limit,
+            after=after,
+            backwards=backwards,
+            with_count=False,
+        )
         return Request(query=query, mode="cursor", ordering_key=key)
     query = PageQuery(filter=flt, ordering=ordering, limit=limit, offset=offset or 0)
     return Request(query=query, mode="first" if offset is None else "offset", ordering_key=key)
@@ -140,10 +148,14 @@ def envelope(
         backward_more = page.has_more if q.backwards else True
         if page.rows and forward_more:
             pos = _position(page.rows[-1], q.ordering)
-            next_url = _link(base_url, query_pairs, cursor=encode_cursor(req.ordering_key, pos, False))
+            next_url = _link(
+                base_url, query_pairs, cursor=encode_cursor(req.ordering_key, pos, False)
+            )
         if page.rows and backward_more:
             pos = _position(page.rows[0], q.ordering)
-            previous_url = _link(base_url, query_pairs, cursor=encode_cursor(req.ordering_key, pos, True))
+            previous_url = _link(
+                base_url, query_pairs, cursor=encode_cursor(req.ordering_key, pos, True)
+            )
         if not page.rows and q.after is not None:
             # Past either end: step back over the position the cursor named.
             cursor = encode_cursor(req.ordering_key, list(q.after), not q.backwards)
@@ -155,7 +167,9 @@ def envelope(
     if req.mode == "first":
         if page.has_more:
             pos = _position(page.rows[-1], q.ordering)
-            next_url = _link(base_url, query_pairs, cursor=encode_cursor(req.ordering_key, pos, False))
+            next_url = _link(
+                base_url, query_pairs, cursor=encode_cursor(req.ordering_key, pos, False)
+            )
     else:
         if page.has_more:
             next_url = _link(base_url, query_pairs, offset=q.offset + q.limit)

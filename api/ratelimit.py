@@ -55,7 +55,10 @@ return '0'
 
 def _hash64(key: str) -> int:
     # Python's hash() differs between worker processes; this one does not.
-    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True) or 1
+    return (
+        int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
+        or 1
+    )
 
 
 class LocalBudget:

@@ -52,7 +52,9 @@ def parse_body(content_type: str | None, body: bytes) -> Any:
     if not body:
         return {}
     media = (content_type or "").split(";", 1)[0].strip().lower()
-    if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
+    if media != "application/json" and not (
+        media.startswith("application/") and media.endswith("+json")
+    ):
         raise UnsupportedMediaType(media)
     try:
         data = orjson.loads(body)
@@ -157,8 +159,12 @@ def _date(value: Any) -> tuple[dt.date | None, list[str]]:
 
 
 _PARSERS: Final = {"title": _char, "author": _char, "published_date": _date, "price": _price}
-_COLUMN: Final = {"title": "title", "author": "author", "published_date": "published_date",
-                  "price": "price_cents"}
+_COLUMN: Final = {
+    "title": "title",
+    "author": "author",
+    "published_date": "published_date",
+    "price": "price_cents",
+}
 
 
 def validate_book(data: Any, *, partial: bool = False) -> dict[str, Any]:

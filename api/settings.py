@@ -13,8 +13,16 @@ from db import dialect
 DEFAULT_DATABASE_URL: Final = "sqlite://./data/bookshelf.sqlite3"
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _RATE_RE: Final = re.compile(r"^\s*(\d+)\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*$")
-_PERIODS: Final = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60,
-                   "h": 3600, "hour": 3600}
+_PERIODS: Final = {
+    "s": 1,
+    "sec": 1,
+    "second": 1,
+    "m": 60,
+    "min": 60,
+    "minute": 60,
+    "h": 3600,
+    "hour": 3600,
+}
 
 
 class SettingsError(ValueError):
@@ -61,8 +69,9 @@ class Settings:
                 raise SettingsError(
                     f"DATABASE_URL: {exc}; use sqlite://PATH or postgres://USER@HOST/DB"
                 ) from None
-            if url.startswith("sqlite://") and url[len("sqlite://"):].split("?")[0] in (
-                "", ":memory:"
+            if url.startswith("sqlite://") and url[len("sqlite://") :].split("?")[0] in (
+                "",
+                ":memory:",
             ):
                 raise SettingsError(
                     "DATABASE_URL: an in-memory SQLite database cannot be shared by workers; "
@@ -82,7 +91,9 @@ class Settings:
         if env.get("RATE_LIMIT", "").strip():
             match = _RATE_RE.match(env["RATE_LIMIT"])
             if not match or int(match.group(1)) < 1:
-                _fail("RATE_LIMIT", f"{env['RATE_LIMIT']!r} is not like 100/s, 600/min or 5000/hour")
+                _fail(
+                    "RATE_LIMIT", f"{env['RATE_LIMIT']!r} is not like 100/s, 600/min or 5000/hour"
+                )
             assert match
             kw["rate_limit"] = RateLimit(int(match.group(1)), _PERIODS[match.group(2)])
         if env.get("REDIS_URL", "").strip():
@@ -95,7 +106,9 @@ class Settings:
             origins = tuple(o.strip() for o in env["CORS_ORIGINS"].split(",") if o.strip())
             for origin in origins:
                 if origin != "*" and not re.match(r"^https?://[^/\s]+$", origin):
-                    _fail("CORS_ORIGINS", f"{origin!r} is not * or an origin like https://example.com")
+                    _fail(
+                        "CORS_ORIGINS", f"{origin!r} is not * or an origin like https://example.com"
+                    )
             kw["cors_origins"] = origins
         kw.update(_float(env, "REQUEST_TIMEOUT", "request_timeout"))
         kw.update(_float(env, "RESPONSE_TIMEOUT", "response_timeout"))

@@ -211,9 +211,7 @@ async def update_book(
             raise PreconditionFailedError(book_id)
         return row
     sets = [f"{col} = ?" for col in changes] + ["version = version + 1"]
-    values = [
-        sql.date_param(v) if isinstance(v, dt.date) else v for v in changes.values()
-    ]
+    values = [sql.date_param(v) if isinstance(v, dt.date) else v for v in changes.values()]
     check, check_values = _version_check(if_versions)
     statement = f"UPDATE book SET {', '.join(sets)} WHERE id = ?{check}"
     values += [book_id, *check_values]

@@ -58,7 +58,7 @@ def hash_key(key: str) -> str:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 async def create_token(*, name: str) -> str:
@@ -88,7 +88,7 @@ def _as_datetime(value: object) -> dt.datetime | None:
     if value is None or isinstance(value, dt.datetime):
         return value
     parsed = dt.datetime.fromisoformat(str(value))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 async def authenticate(key: str) -> bool:

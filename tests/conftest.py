@@ -7,6 +7,7 @@ overrides the parameter: ``@pytest.mark.parametrize("backend", ["sqlite"])``.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -15,10 +16,10 @@ from typing import Any
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from backends import BACKENDS, TEST_DATABASE_URL, TEST_REDIS_URL, PostgresSchema
 from sanic import Sanic
 
 from api import Settings, create_app
-from backends import BACKENDS, TEST_DATABASE_URL, TEST_REDIS_URL, PostgresSchema
 from db import tokens
 
 _names = itertools.count()
@@ -68,6 +69,26 @@ def settings(backend: str, database_url: str) -> Settings:
     return Settings(database_url=database_url, migrate_on_start=backend == "sqlite")
 
 
+@contextlib.asynccontextmanager
+async def serving(app: Sanic, **transport: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process client of ``app``, started once through ASGI lifespan."""
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
+        asgi = httpx.ASGITransport(app=app, **transport)
+        async with httpx.AsyncClient(transport=asgi, base_url="http://testserver") as c:
+            yield c
+
+
+@contextlib.asynccontextmanager
+async def app_client(settings: Settings, **transport: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """An app of its own for ``settings`` (rate limit, CORS, ...) and its client."""
+    app = create_app(settings, name=f"bookshelf_test_{next(_names)}")
+    try:
+        async with serving(app, **transport) as c:
+            yield c
+    finally:
+        Sanic.unregister_app(app)
+
+
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[Sanic]:
     app = create_app(settings, name=f"bookshelf_test_{next(_names)}")
@@ -79,10 +100,8 @@ async def app(settings: Settings) -> AsyncIterator[Sanic]:
 
 @pytest.fixture
 async def client(app: Sanic) -> AsyncIterator[httpx.AsyncClient]:
-    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-            yield c
+    async with serving(app) as c:
+        yield c
 
 
 @pytest.fixture

@@ -42,7 +42,11 @@ class Server:
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "main.py", *args],
-        cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -51,7 +55,9 @@ def wait_ready(server: Server, workers: int, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            raise RuntimeError(f"server exited early ({server.process.returncode}):\n{server.log()}")
+            raise RuntimeError(
+                f"server exited early ({server.process.returncode}):\n{server.log()}"
+            )
         if server.log().count("Worker ready") >= workers:
             try:
                 if httpx.get(f"{server.url}/readyz", timeout=5.0).status_code == 200:
@@ -88,8 +94,12 @@ def running_server(tmp_path: Path, env: dict[str, str] | None = None) -> Iterato
     log_path = tmp_path / f"server-{port}.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "main.py", "serve"], cwd=ROOT, env=full_env,
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            [sys.executable, "main.py", "serve"],
+            cwd=ROOT,
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     server = Server(process, port, log_path)
     try:

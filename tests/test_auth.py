@@ -145,12 +145,22 @@ async def test_reads_stay_open(
     created = await create(client, auth, book_data)
     path = f"/books/{created['id']}/"
     for headers in (
-        {}, {"Authorization": "Token wrong"}, {"Authorization": "Bearer"},
-        {"Authorization": "Basic x"}, auth,
+        {},
+        {"Authorization": "Token wrong"},
+        {"Authorization": "Bearer"},
+        {"Authorization": "Basic x"},
+        auth,
     ):
         for method, url in [
-            ("GET", "/"), ("GET", "/books/"), ("GET", path), ("HEAD", "/books/"), ("HEAD", path),
-            ("HEAD", "/"), ("OPTIONS", "/books/"), ("OPTIONS", path), ("OPTIONS", "/"),
+            ("GET", "/"),
+            ("GET", "/books/"),
+            ("GET", path),
+            ("HEAD", "/books/"),
+            ("HEAD", path),
+            ("HEAD", "/"),
+            ("OPTIONS", "/books/"),
+            ("OPTIONS", path),
+            ("OPTIONS", "/"),
         ]:
             response = await client.request(method, url, headers=headers)
             assert response.status_code == 200, (headers, method, url)

@@ -16,14 +16,16 @@ BIG = [2**31 - 1, 2**31, 999_999_999, 9_999_999_999, 10**11]
 @pytest.mark.parametrize("version", BIG)
 @pytest.mark.parametrize("method", ["PATCH", "PUT", "DELETE"])
 async def test_if_match_with_a_huge_version_is_412(
-    client: httpx.AsyncClient, auth: dict[str, str], book_data: dict[str, Any],
-    method: str, version: int,
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    book_data: dict[str, Any],
+    method: str,
+    version: int,
 ) -> None:
     created = (await client.post("/books/", json=book_data, headers=auth)).json()
     headers = {**auth, "If-Match": f'"{created["id"]}-{version}"'}
     body = None if method == "DELETE" else book_data
-    response = await client.request(method, f"/books/{created['id']}/", json=body,
-                                    headers=headers)
+    response = await client.request(method, f"/books/{created['id']}/", json=body, headers=headers)
     assert response.status_code == 412, response.text
     assert response.json() == {"detail": PRECONDITION_FAILED}
 

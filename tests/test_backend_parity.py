@@ -20,27 +20,65 @@ import httpx
 import pytest
 import pytest_asyncio
 from asgi_lifespan import LifespanManager
+from backends import TEST_DATABASE_URL, PostgresSchema
 from sanic import Sanic
 
 from api import Settings, create_app
 from api.pagination import encode_cursor
 from api.serializers import price_text
-from backends import TEST_DATABASE_URL, PostgresSchema
 from db import close_db, tokens
 
-pytestmark = pytest.mark.skipif(
-    TEST_DATABASE_URL is None, reason="TEST_DATABASE_URL is not set"
-)
+pytestmark = pytest.mark.skipif(TEST_DATABASE_URL is None, reason="TEST_DATABASE_URL is not set")
 
 TITLES = [
-    "Dune", "dune", "DUNE", "Éclair", "éclair", "ÉCLAIR", "Straße", "STRASSE", "Ångström",
-    "naïve café", "100% pure", "snake_case", "back\\slash", "Zebra", "apple", "Apple",
-    "apple pie", "日本語の本", "Ωmega", "ωmega", "émile", "x", "ab", "abc", "abcd", "a b c",
-    "Ärger", "ärger", "İstanbul", "istanbul", "😀 emoji", "tab\there", "O'Brien's war",
+    "Dune",
+    "dune",
+    "DUNE",
+    "Éclair",
+    "éclair",
+    "ÉCLAIR",
+    "Straße",
+    "STRASSE",
+    "Ångström",
+    "naïve café",
+    "100% pure",
+    "snake_case",
+    "back\\slash",
+    "Zebra",
+    "apple",
+    "Apple",
+    "apple pie",
+    "日本語の本",
+    "Ωmega",
+    "ωmega",
+    "émile",
+    "x",
+    "ab",
+    "abc",
+    "abcd",
+    "a b c",
+    "Ärger",
+    "ärger",
+    "İstanbul",
+    "istanbul",
+    "😀 emoji",
+    "tab\there",
+    "O'Brien's war",
 ]
 AUTHORS = [
-    "Frank Herbert", "frank herbert", "Jane Austen", "Émile Zola", "émile zola", "Ö. Pamuk",
-    "O'Brien", "李白", "Anon", "anon", "A_B", "A%B", "AxB",
+    "Frank Herbert",
+    "frank herbert",
+    "Jane Austen",
+    "Émile Zola",
+    "émile zola",
+    "Ö. Pamuk",
+    "O'Brien",
+    "李白",
+    "Anon",
+    "anon",
+    "A_B",
+    "A%B",
+    "AxB",
 ]
 DATES = ["0001-01-01", "1965-08-01", "1999-12-31", "2000-01-01", "2000-02-29", "9999-12-31"]
 PRICES = [0, 1, 1250, 1250, 99999, 5000]
@@ -51,13 +89,41 @@ QUERIES = [
     "limit=100",
     "offset=5&limit=7",
     "offset=119",
-    *[f"author={a}" for a in ("Frank Herbert", "frank herbert", "Émile Zola", "李白", "A_B",
-                              "A%B", "Nobody")],
-    *[f"search={s}" for s in (
-        "a", "A", "ab", "x", "dune", "DUNE", "  dune  ", "ecl", "strasse", "%", "_", "\\",
-        "100%", "snake_", "a b", "日本", "本", "zola", "ZOLA", "o'b", "herb", "anon", "A_B",
-        "mega", "tab\there", "emoji",
-    )],
+    *[
+        f"author={a}"
+        for a in ("Frank Herbert", "frank herbert", "Émile Zola", "李白", "A_B", "A%B", "Nobody")
+    ],
+    *[
+        f"search={s}"
+        for s in (
+            "a",
+            "A",
+            "ab",
+            "x",
+            "dune",
+            "DUNE",
+            "  dune  ",
+            "ecl",
+            "strasse",
+            "%",
+            "_",
+            "\\",
+            "100%",
+            "snake_",
+            "a b",
+            "日本",
+            "本",
+            "zola",
+            "ZOLA",
+            "o'b",
+            "herb",
+            "anon",
+            "A_B",
+            "mega",
+            "tab\there",
+            "emoji",
+        )
+    ],
     "published_after=2000-01-01",
     "published_before=1999-12-31",
     "published_after=1965-08-01&published_before=2000-01-01",
@@ -73,11 +139,26 @@ QUERIES = [
     "max_price=1e999",
     "min_price=-1e999",
     "min_price=100000000",
-    *[f"ordering={o}" for o in (
-        "id", "-id", "title", "-title", "author", "-author", "published_date",
-        "-published_date", "price", "-price", "author,-price", "-published_date,title",
-        "price,-id", "title,author,price", "-author,published_date,-title",
-    )],
+    *[
+        f"ordering={o}"
+        for o in (
+            "id",
+            "-id",
+            "title",
+            "-title",
+            "author",
+            "-author",
+            "published_date",
+            "-published_date",
+            "price",
+            "-price",
+            "author,-price",
+            "-published_date,title",
+            "price,-id",
+            "title,author,price",
+            "-author,published_date,-title",
+        )
+    ],
     "ordering=title&limit=9",
     "ordering=-price&search=an&limit=5",
     "ordering=published_date&published_after=1990-01-01&limit=11",
@@ -87,24 +168,33 @@ QUERIES = [
     "fields=price&limit=50",
     # Hand-made keyset positions: past either end of the integer columns' range, in the
     # middle of tied text, at the extreme dates.
-    *[f"ordering={o}&cursor={encode_cursor(key, pos, back)}" for o, key, pos, back in (
-        ("price", "price_cents,id", [2**40, 1], False),
-        ("price", "price_cents,id", [2**31 - 1, 2**31 - 1], True),
-        ("-price", "-price_cents,id", [-(2**31) + 1, 0], True),
-        ("id", "id", [2**31 - 1], True),
-        ("id", "id", [2**31], True),
-        ("title", "title,id", ["apple", 50], False),
-        ("-author", "-author,id", ["émile zola", 7], False),
-        ("-author", "-author,id", ["Émile Zola", 7], True),
-        ("published_date", "published_date,id", ["0001-01-01", 0], False),
-        ("-published_date", "-published_date,id", ["9999-12-31", 10**6], False),
-    )],
+    *[
+        f"ordering={o}&cursor={encode_cursor(key, pos, back)}"
+        for o, key, pos, back in (
+            ("price", "price_cents,id", [2**40, 1], False),
+            ("price", "price_cents,id", [2**31 - 1, 2**31 - 1], True),
+            ("-price", "-price_cents,id", [-(2**31) + 1, 0], True),
+            ("id", "id", [2**31 - 1], True),
+            ("id", "id", [2**31], True),
+            ("title", "title,id", ["apple", 50], False),
+            ("-author", "-author,id", ["émile zola", 7], False),
+            ("-author", "-author,id", ["Émile Zola", 7], True),
+            ("published_date", "published_date,id", ["0001-01-01", 0], False),
+            ("-published_date", "-published_date,id", ["9999-12-31", 10**6], False),
+        )
+    ],
 ]
 # Case folding beyond ASCII: SQLite's FTS5 trigram index folds all of Unicode, LIKE and
 # PostgreSQL's ILIKE under the "C" collation fold ASCII only.
 QUERIES += [
-    "search=éclair", "search=ÉCLAIR", "search=écl", "search=ÉMILE", "search=ärger",
-    "search=ΩMEGA", "search=ångström", "search=İst",
+    "search=éclair",
+    "search=ÉCLAIR",
+    "search=écl",
+    "search=ÉMILE",
+    "search=ärger",
+    "search=ΩMEGA",
+    "search=ångström",
+    "search=İst",
 ]
 
 
@@ -112,9 +202,11 @@ def _books() -> list[dict[str, Any]]:
     rng = random.Random(20261124)
     books = []
     for i in range(240):
-        date = rng.choice(DATES) if i % 3 else (
-            dt.date(1950, 1, 1) + dt.timedelta(days=rng.randrange(30000))
-        ).isoformat()
+        date = (
+            rng.choice(DATES)
+            if i % 3
+            else (dt.date(1950, 1, 1) + dt.timedelta(days=rng.randrange(30000))).isoformat()
+        )
         cents = rng.choice(PRICES) if i % 2 else rng.randrange(100000)
         title = TITLES[i % len(TITLES)] + ("" if i % 4 else f" {rng.randrange(5)}")
         books.append(

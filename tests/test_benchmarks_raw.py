@@ -20,8 +20,9 @@ if str(ROOT) not in sys.path:
 pytestmark = pytest.mark.server
 
 
-def _call(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None
-          ) -> tuple[int, str | None, Any]:
+def _call(
+    method: str, url: str, body: Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, str | None, Any]:
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
     try:
@@ -39,16 +40,30 @@ def test_raw_baseline_answers_the_service_bodies(tmp_path: Path) -> None:
     from benchmarks.scenarios import RAW, SERVICE
 
     data = dataset.prepare(300, seed=1, database_url=None, work_dir=tmp_path)
-    with servers.running(SERVICE, workers=1, log_dir=tmp_path,
-                         database_url=dataset.database_for(SERVICE, data, tmp_path)) as svc, \
-         servers.running(RAW, workers=1, log_dir=tmp_path,
-                         database_url=dataset.database_for(RAW, data, tmp_path)) as raw:
+    with (
+        servers.running(
+            SERVICE,
+            workers=1,
+            log_dir=tmp_path,
+            database_url=dataset.database_for(SERVICE, data, tmp_path),
+        ) as svc,
+        servers.running(
+            RAW, workers=1, log_dir=tmp_path, database_url=dataset.database_for(RAW, data, tmp_path)
+        ) as raw,
+    ):
         (cursor, *_) = dataset.deep_cursors(svc.url, 300)
         by_price = _call("GET", f"{svc.url}/books/?ordering=price&limit=5")[2]["next"]
-        reads = ["/books/5/", "/books/9999/", "/books/?limit=20", "/books/",
-                 f"/books/?author={quote(data.authors[2])}", "/books/?search=river",
-                 "/books/?ordering=price&limit=20", f"/books/?limit=20&cursor={cursor}",
-                 by_price.split("PORT")[1]]
+        reads = [
+            "/books/5/",
+            "/books/9999/",
+            "/books/?limit=20",
+            "/books/",
+            f"/books/?author={quote(data.authors[2])}",
+            "/books/?search=river",
+            "/books/?ordering=price&limit=20",
+            f"/books/?limit=20&cursor={cursor}",
+            by_price.split("PORT")[1],
+        ]
         for path in reads:
             assert _call("GET", svc.url + path) == _call("GET", raw.url + path), path
         auth = {"Authorization": f"Token {data.token}", "Content-Type": "application/json"}
@@ -60,5 +75,6 @@ def test_raw_baseline_answers_the_service_bodies(tmp_path: Path) -> None:
             ("PATCH", "/books/7/", {"price": "3.20"}, {**auth, "If-Match": '"7-1"'}),
         ]
         for method, path, body, headers in writes:
-            assert _call(method, svc.url + path, body, headers) == \
-                _call(method, raw.url + path, body, headers), (method, path)
+            assert _call(method, svc.url + path, body, headers) == _call(
+                method, raw.url + path, body, headers
+            ), (method, path)

@@ -16,22 +16,44 @@ if str(ROOT) not in sys.path:
 
 pytestmark = [
     pytest.mark.server,
-    pytest.mark.skipif(shutil.which("wrk") is None,
-                       reason="wrk is not installed (Debian: apt-get install wrk)"),
+    pytest.mark.skipif(
+        shutil.which("wrk") is None, reason="wrk is not installed (Debian: apt-get install wrk)"
+    ),
 ]
 
 LATENCY_KEYS = {"p50", "p90", "p99", "p99.9"}
-RECORD_KEYS = {"target", "scenario", "rows", "mode", "concurrency", "requests", "rps",
-               "latency_ms", "non_2xx", "socket_errors", "error_rate", "valid", "server"}
+RECORD_KEYS = {
+    "target",
+    "scenario",
+    "rows",
+    "mode",
+    "concurrency",
+    "requests",
+    "rps",
+    "latency_ms",
+    "non_2xx",
+    "socket_errors",
+    "error_rate",
+    "valid",
+    "server",
+}
 
 
 def test_one_second_run_writes_a_result_record(tmp_path: Path) -> None:
     pytest.importorskip("psutil", reason="the bench extra is not installed")
     from benchmarks.runner import Config, run
 
-    config = Config(scenarios=("detail",), concurrency=(4,), duration=1.0, warmup=0.0,
-                    rows=(200,), targets=("service", "ceiling"), out=tmp_path, plots=False,
-                    work_root=tmp_path / "work")
+    config = Config(
+        scenarios=("detail",),
+        concurrency=(4,),
+        duration=1.0,
+        warmup=0.0,
+        rows=(200,),
+        targets=("service", "ceiling"),
+        out=tmp_path,
+        plots=False,
+        work_root=tmp_path / "work",
+    )
     doc, prefix = run(config, log=lambda line: None)
 
     saved = json.loads(prefix.with_suffix(".json").read_text())

@@ -67,7 +67,10 @@ async def test_put_replaces_every_field(
 ) -> None:
     created = await create(client, auth, book_data)
     new = {
-        "title": "Emma", "author": "Jane Austen", "published_date": "1815-12-23", "price": "7.99"
+        "title": "Emma",
+        "author": "Jane Austen",
+        "published_date": "1815-12-23",
+        "price": "7.99",
     }
     response = await client.put(f"/books/{created['id']}/", json=new, headers=auth)
     assert response.status_code == 200, response.text
@@ -136,8 +139,14 @@ async def test_head_is_get_without_body(
     client: httpx.AsyncClient, auth: dict[str, str], book_data: dict[str, Any]
 ) -> None:
     created = await create(client, auth, book_data)
-    for path in ("/", "/books/", "/books", f"/books/{created['id']}/", f"/books/{created['id']}",
-                 "/books/?limit=1&ordering=-price"):
+    for path in (
+        "/",
+        "/books/",
+        "/books",
+        f"/books/{created['id']}/",
+        f"/books/{created['id']}",
+        "/books/?limit=1&ordering=-price",
+    ):
         get = await client.get(path)
         head = await client.head(path)
         assert head.status_code == get.status_code == 200, path

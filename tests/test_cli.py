@@ -24,7 +24,11 @@ def cli(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env["DATABASE_URL"] = db_url
     return subprocess.run(
         [sys.executable, "main.py", "token", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 

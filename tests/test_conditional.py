@@ -76,11 +76,19 @@ async def test_if_none_match_current_is_304_without_body(
 ) -> None:
     created = await create(client, auth, book_data)
     tag = await _tag(client, created["id"])
-    for header in ("{tag}", "W/{tag}", '"zzz", {tag}', '{tag}, "zzz"', "*", " {tag} ",
-                   'W/"x",W/{tag}'):
+    for header in (
+        "{tag}",
+        "W/{tag}",
+        '"zzz", {tag}',
+        '{tag}, "zzz"',
+        "*",
+        " {tag} ",
+        'W/"x",W/{tag}',
+    ):
         for method in ("GET", "HEAD"):
             response = await client.request(
-                method, f"/books/{created['id']}/",
+                method,
+                f"/books/{created['id']}/",
                 headers={"If-None-Match": header.format(tag=tag)},
             )
             assert response.status_code == 304, (method, header)
@@ -172,12 +180,18 @@ async def test_if_match_stale_is_412_and_changes_nothing(
     tag = current.headers["etag"]
     version = tag.strip('"').rpartition("-")[2]
     for stale in STALE_TAGS:
-        header = old if stale == "old" else stale.format(
-            tag=tag, id=book_id, version=version, other=other["id"], tag_unquoted=tag.strip('"')
+        header = (
+            old
+            if stale == "old"
+            else stale.format(
+                tag=tag, id=book_id, version=version, other=other["id"], tag_unquoted=tag.strip('"')
+            )
         )
         assert header != tag
         response = await client.request(
-            method, f"/books/{book_id}/", json=_write(method, book_data),
+            method,
+            f"/books/{book_id}/",
+            json=_write(method, book_data),
             headers={**auth, "If-Match": header},
         )
         assert response.status_code == 412, (header, response.text)
@@ -193,7 +207,9 @@ async def test_if_match_on_unknown_book(
 ) -> None:
     for method in ("PUT", "PATCH", "DELETE"):
         response = await client.request(
-            method, "/books/999/", json=_write(method, book_data),
+            method,
+            "/books/999/",
+            json=_write(method, book_data),
             headers={**auth, "If-Match": '"999-1"'},
         )
         assert response.status_code in (404, 412), method
@@ -275,8 +291,10 @@ async def test_unconditional_concurrent_patches_all_apply(
     created = await create(client, auth, book_data)
     tag = await _tag(client, created["id"])
     responses = await asyncio.gather(
-        *(client.patch(f"/books/{created['id']}/", json={"title": f"T{n}"}, headers=auth)
-          for n in range(10))
+        *(
+            client.patch(f"/books/{created['id']}/", json={"title": f"T{n}"}, headers=auth)
+            for n in range(10)
+        )
     )
     assert all(r.status_code == 200 for r in responses)
     tags = {r.headers["etag"] for r in responses}

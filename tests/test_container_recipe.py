@@ -107,8 +107,12 @@ class Replay:
             src = ROOT / source
             into = target / src.name if dest.endswith("/") or len(sources) > 1 else target
             if src.is_dir():
-                shutil.copytree(src, into, dirs_exist_ok=True,
-                                ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+                shutil.copytree(
+                    src,
+                    into,
+                    dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+                )
             else:
                 into.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(src, into)
@@ -165,11 +169,18 @@ def test_dockerignore_keeps_every_copy_source() -> None:
                 sources += [ROOT / s for s in shlex.split(arg)[:-1]]
     files = [f for s in sources for f in ([s] if s.is_file() else sorted(s.rglob("*.py")))]
     assert files
-    assert [str(f.relative_to(ROOT)) for f in files
-            if dockerignored(str(f.relative_to(ROOT)), rules)] == []
+    assert [
+        str(f.relative_to(ROOT)) for f in files if dockerignored(str(f.relative_to(ROOT)), rules)
+    ] == []
     # ... and keeps out what the image must not carry.
-    for heavy in (".git/HEAD", ".venv/bin/python", "tests/conftest.py", "data/x.sqlite3",
-                  "benchmarks/README.md", "api/__pycache__/app.cpython-311.pyc"):
+    for heavy in (
+        ".git/HEAD",
+        ".venv/bin/python",
+        "tests/conftest.py",
+        "data/x.sqlite3",
+        "benchmarks/README.md",
+        "api/__pycache__/app.cpython-311.pyc",
+    ):
         assert dockerignored(heavy, rules), heavy
 
 
@@ -209,7 +220,10 @@ def test_entrypoint_sets_workers_from_the_cgroup_cpu_quota(
     env = {"PATH": os.environ["PATH"], "BOOKSHELF_CGROUP_ROOT": str(tmp_path)}
     run = subprocess.run(
         ["sh", str(ENTRYPOINT_SCRIPT), "sh", "-c", "echo $WORKERS"],
-        env=env, capture_output=True, text=True, timeout=10,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=10,
     )
     assert run.returncode == 0, run.stderr
     nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
@@ -220,13 +234,17 @@ def test_entrypoint_keeps_an_explicit_workers(tmp_path: Path) -> None:
     env = {"PATH": os.environ["PATH"], "WORKERS": "3", "BOOKSHELF_CGROUP_ROOT": str(tmp_path)}
     run = subprocess.run(
         ["sh", str(ENTRYPOINT_SCRIPT), "sh", "-c", "echo $WORKERS"],
-        env=env, capture_output=True, text=True, timeout=10,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=10,
     )
     assert run.stdout.strip() == "3"
 
 
-def _wait_healthy(process: subprocess.Popen[bytes], check: str, env: dict[str, str],
-                  log: Path, workers: int) -> None:
+def _wait_healthy(
+    process: subprocess.Popen[bytes], check: str, env: dict[str, str], log: Path, workers: int
+) -> None:
     """Until the HEALTHCHECK passes and every worker is up.
 
     Every worker, not just the first: a SIGTERM while a worker is still starting leaves
@@ -269,8 +287,14 @@ def test_the_image_recipe_installs_and_serves(tmp_path: Path) -> None:
             replay.copy(arg, workdir)
         elif keyword == "RUN":
             command = replay.rewrite(arg)
-            run = subprocess.run(["sh", "-c", command], cwd=workdir, env=env,
-                                 capture_output=True, text=True, timeout=600)
+            run = subprocess.run(
+                ["sh", "-c", command],
+                cwd=workdir,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
             assert run.returncode == 0, f"RUN {arg}\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
             ran += 1
         else:
@@ -278,8 +302,11 @@ def test_the_image_recipe_installs_and_serves(tmp_path: Path) -> None:
     assert ran >= 1
 
     # Final stage: a container's environment is the image's ENV and nothing else.
-    env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-           "HOME": str(tmp_path), "LANG": "C.UTF-8"}
+    env = {
+        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "HOME": str(tmp_path),
+        "LANG": "C.UTF-8",
+    }
     entrypoint: list[str] = []
     command: list[str] = []
     health = ""
@@ -311,8 +338,12 @@ def test_the_image_recipe_installs_and_serves(tmp_path: Path) -> None:
     log = tmp_path / "server.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [*entrypoint, *command], cwd=workdir, env=env, stdout=out,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            [*entrypoint, *command],
+            cwd=workdir,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         _wait_healthy(process, health, env, log, int(workers))

@@ -6,23 +6,16 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
-from sanic import Sanic
 
-from api import Settings, create_app
+from api import Settings
+from tests.conftest import app_client
 
 
 @pytest.fixture
 async def cors_client(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(database_url=database_url, cors_origins=("https://app.example",))
-    app = create_app(settings, name="bookshelf_cors")
-    try:
-        async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
-                yield c
-    finally:
-        Sanic.unregister_app(app)
+    async with app_client(settings) as c:
+        yield c
 
 
 async def test_allowed_origin_gets_cors_headers(cors_client: httpx.AsyncClient) -> None:

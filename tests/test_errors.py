@@ -164,20 +164,23 @@ async def test_request_id_on_every_response(
 
 ECHOED = ["abc-123", "my-trace-id", str(uuid.uuid4()), "42", "x" * 200]
 # Sanic casts these to a UUID or an int (upper-case UUID, bare hex, braces, 007, 1_000).
-CAST_BY_SANIC = [str(uuid.uuid4()).upper(), uuid.uuid4().hex,
-                 "{12345678-1234-5678-1234-567812345678}", "007", "1_000"]
+CAST_BY_SANIC = [
+    str(uuid.uuid4()).upper(),
+    uuid.uuid4().hex,
+    "{12345678-1234-5678-1234-567812345678}",
+    "007",
+    "1_000",
+]
 
 
 async def _echoes(
     client: httpx.AsyncClient, auth: dict[str, str], book_data: dict[str, Any], values: list[str]
 ) -> None:
-    for request_id in values:
-        responses = await _every_kind_of_response(
-            client, auth, book_data, {"X-Request-ID": request_id}
-        )
+    for sent in values:
+        responses = await _every_kind_of_response(client, auth, book_data, {"X-Request-ID": sent})
         for r in responses:
             got = r.headers.get("x-request-id")
-            assert got == request_id, (request_id, r.request.method, r.status_code, got)
+            assert got == sent, (sent, r.request.method, r.status_code, got)
 
 
 async def test_request_id_is_echoed_exactly(
@@ -203,8 +206,16 @@ def _request(app: Sanic, headers: dict[str, str]) -> Request:
     return Request(b"/books/abc/", Header(headers), "1.1", "GET", transport, app)
 
 
-@pytest.mark.parametrize("sent", ["007", "1_000", "B297F5E1-CF0D-45E2-9083-97B61F2AC124",
-                                  "{12345678-1234-5678-1234-567812345678}", "abc"])
+@pytest.mark.parametrize(
+    "sent",
+    [
+        "007",
+        "1_000",
+        "B297F5E1-CF0D-45E2-9083-97B61F2AC124",
+        "{12345678-1234-5678-1234-567812345678}",
+        "abc",
+    ],
+)
 def test_error_handler_echoes_the_request_id_whole(app: Sanic, sent: str) -> None:
     """The error handler's own X-Request-ID header and 500 body keep the client's id as sent
     (Sanic's request.id would give 7, 1000, a lower-case UUID, a bare UUID)."""

@@ -18,7 +18,9 @@ from tests.server_process import run_cli, running_server
 BOOK = {"title": "T", "author": "A", "published_date": "2020-01-01", "price": "1.00"}
 
 
-async def test_deeply_nested_json_is_a_400_not_a_500(client: httpx.AsyncClient, auth: dict[str, str]) -> None:
+async def test_deeply_nested_json_is_a_400_not_a_500(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
     for body in (b"[" * 100_000, b'{"a":' * 50_000 + b"1" + b"}" * 50_000):
         response = await client.post(
             "/books/", content=body, headers={**auth, "Content-Type": "application/json"}
@@ -27,7 +29,9 @@ async def test_deeply_nested_json_is_a_400_not_a_500(client: httpx.AsyncClient, 
         assert response.json()["detail"].startswith("JSON parse error - ")
 
 
-async def test_a_huge_string_field_is_a_field_error(client: httpx.AsyncClient, auth: dict[str, str]) -> None:
+async def test_a_huge_string_field_is_a_field_error(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
     response = await client.post("/books/", json={**BOOK, "title": "x" * 500_000}, headers=auth)
     assert response.status_code == 400
     assert list(response.json()) == ["title"]
@@ -36,7 +40,12 @@ async def test_a_huge_string_field_is_a_field_error(client: httpx.AsyncClient, a
 @pytest.mark.server
 def test_body_over_max_body_bytes_is_413_json(tmp_path: Path) -> None:
     with running_server(tmp_path, {"MAX_BODY_BYTES": "2048"}) as server:
-        token = run_cli("token", "create", "big", env={"DATABASE_URL": f"sqlite://{tmp_path / 'server.sqlite3'}"}).stdout.strip()
+        token = run_cli(
+            "token",
+            "create",
+            "big",
+            env={"DATABASE_URL": f"sqlite://{tmp_path / 'server.sqlite3'}"},
+        ).stdout.strip()
         headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
         big = json.dumps([BOOK] * 100).encode()
         assert len(big) > 2048
@@ -44,7 +53,9 @@ def test_body_over_max_body_bytes_is_413_json(tmp_path: Path) -> None:
         assert response.status_code == 413
         assert response.headers["content-type"] == "application/json"
         assert "2048" in response.json()["detail"]
-        small = httpx.post(f"{server.url}/books/", json=BOOK, headers={"Authorization": f"Token {token}"})
+        small = httpx.post(
+            f"{server.url}/books/", json=BOOK, headers={"Authorization": f"Token {token}"}
+        )
         assert small.status_code == 201
 
 
@@ -87,6 +98,7 @@ def test_sigterm_during_a_burst_of_writes_loses_nothing(tmp_path: Path) -> None:
     async def burst(url: str, headers: dict[str, str], server_process) -> None:  # type: ignore[no-untyped-def]
         limits = httpx.Limits(max_keepalive_connections=0)  # a fresh connection each
         async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as c:
+
             async def write(i: int) -> None:
                 title = f"burst-{i}"
                 await asyncio.sleep(i * 0.004)
@@ -103,7 +115,9 @@ def test_sigterm_during_a_burst_of_writes_loses_nothing(tmp_path: Path) -> None:
             await asyncio.gather(terminate(), *(write(i) for i in range(400)))
 
     with running_server(tmp_path, env) as server:
-        token = run_cli("token", "create", "burst", env={"DATABASE_URL": f"sqlite://{db_path}"}).stdout.strip()
+        token = run_cli(
+            "token", "create", "burst", env={"DATABASE_URL": f"sqlite://{db_path}"}
+        ).stdout.strip()
         asyncio.run(burst(server.url, {"Authorization": f"Token {token}"}, server.process))
         deadline = time.monotonic() + 30
         while server.process.poll() is None and time.monotonic() < deadline:

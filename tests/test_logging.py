@@ -10,23 +10,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from sanic import Sanic
 
 from api import Settings, create_app
 from api.errors import SERVER_ERROR
 from api.observability import CompactJSONFormatter
+from tests.conftest import serving
 from tests.server_process import running_server
-
-
-async def _serve(app: Sanic) -> AsyncIterator[httpx.AsyncClient]:
-    try:
-        async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
-            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-            async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
-                yield c
-    finally:
-        Sanic.unregister_app(app)
 
 
 @pytest.fixture
@@ -37,8 +27,11 @@ async def crashing(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     async def crash(request):  # type: ignore[no-untyped-def]
         raise RuntimeError("secret internals")
 
-    async for c in _serve(app):
-        yield c
+    try:
+        async with serving(app, raise_app_exceptions=False) as c:
+            yield c
+    finally:
+        Sanic.unregister_app(app)
 
 
 async def test_unexpected_exception_is_an_opaque_500_logged_once(
@@ -57,7 +50,9 @@ async def test_unexpected_exception_is_an_opaque_500_logged_once(
 
 
 def test_log_lines_are_json_objects() -> None:
-    record = logging.LogRecord("bookshelf.access", logging.INFO, __file__, 1, "GET / 200", None, None)
+    record = logging.LogRecord(
+        "bookshelf.access", logging.INFO, __file__, 1, "GET / 200", None, None
+    )
     record.request_id = "abc"
     line = json.loads(CompactJSONFormatter().format(record))
     assert line["message"] == "GET / 200" and line["request_id"] == "abc"
@@ -70,8 +65,11 @@ def test_access_log_lines_when_enabled(tmp_path: Path) -> None:
         httpx.get(f"{server.url}/books/7/", headers={"X-Request-ID": "trace-me"})
         log = server.log()
     lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
-    access = [line for line in lines if line.get("name") == "bookshelf.access"
-              and line.get("request_id") == "trace-me"]
+    access = [
+        line
+        for line in lines
+        if line.get("name") == "bookshelf.access" and line.get("request_id") == "trace-me"
+    ]
     assert len(access) == 1, log
     entry = access[0]
     assert entry["method"] == "GET" and entry["route"] == "/books/<id>" and entry["status"] == 404

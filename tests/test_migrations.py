@@ -10,8 +10,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
-
 from backends import TEST_DATABASE_URL, PostgresSchema
+
 from db.books import BookFilter, PageQuery
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,8 +28,12 @@ def _migrate_at_once(database_url: str, n: int = AT_ONCE) -> list[subprocess.Com
     env = {**os.environ, "DATABASE_URL": database_url}
     procs = [
         subprocess.Popen(
-            [sys.executable, "main.py", "migrate"], cwd=ROOT, env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [sys.executable, "main.py", "migrate"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for _ in range(n)
     ]
@@ -154,8 +158,11 @@ async def test_search_uses_the_trigram_indexes(
         await list_books(PageQuery(filter=BookFilter(search="abcde"), limit=20))
         by_title = (("title", True), ("id", False))
         keyset = PageQuery(
-            filter=BookFilter(search="ABCDE"), ordering=by_title, limit=20,
-            after=("Title 500", 50000), with_count=False,
+            filter=BookFilter(search="ABCDE"),
+            ordering=by_title,
+            limit=20,
+            after=("Title 500", 50000),
+            with_count=False,
         )
         await list_books(keyset)
     finally:

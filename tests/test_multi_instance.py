@@ -23,11 +23,11 @@ from typing import Any
 
 import httpx
 import pytest
+from backends import TEST_DATABASE_URL, TEST_REDIS_URL, PostgresSchema
 from helpers import book
 from server_process import Server, run_cli, running_server
 
 from api.errors import INVALID_TOKEN, PRECONDITION_FAILED
-from backends import TEST_DATABASE_URL, TEST_REDIS_URL, PostgresSchema
 from db import close_db, init_db, tokens
 
 pytestmark = [
@@ -121,8 +121,11 @@ async def test_two_instances_share_one_database_and_one_rate_limit(
                     body: Any = book(n * 10 + i, title=f"c{n}-{i}")
                     if i == CREATES_EACH - 1:
                         body = [book(n * 10 + i, title=f"c{n}-{i}-{j}") for j in range(BULK)]
-                    out.append(await via[(n + i) % 2].post("/books/", json=body,
-                                                           headers=auth[f"client-{n}"]))
+                    out.append(
+                        await via[(n + i) % 2].post(
+                            "/books/", json=body, headers=auth[f"client-{n}"]
+                        )
+                    )
                 return out
 
             created = [r for rs in await asyncio.gather(*map(creator, range(CLIENTS))) for r in rs]
@@ -156,8 +159,9 @@ async def test_two_instances_share_one_database_and_one_rate_limit(
                     book_id = raced[n % RACED_BOOKS]
                     headers = {**auth[f"client-{n}"], "If-Match": tags[book_id]}
                     patch = {"title": f"won-r{rnd}-c{n}"}
-                    response = await via[n % 2].patch(f"/books/{book_id}/", json=patch,
-                                                      headers=headers)
+                    response = await via[n % 2].patch(
+                        f"/books/{book_id}/", json=patch, headers=headers
+                    )
                     return book_id, n, response
 
                 results = await asyncio.gather(*map(contender, range(CLIENTS)))
@@ -173,7 +177,7 @@ async def test_two_instances_share_one_database_and_one_rate_limit(
                 assert outcomes == {b: Counter({200: 1, 412: per_book - 1}) for b in raced}, rnd
                 # The winner's write is the stored one, seen through the other instance,
                 # and its new tag is the one the next round races with.
-                for i, book_id in enumerate(raced):
+                for book_id in raced:
                     n, response = winners[book_id]
                     other = via[(n + 1) % 2]
                     got = await other.get(f"/books/{book_id}/", headers=auth[f"client-{n}"])
@@ -201,8 +205,7 @@ async def test_two_instances_share_one_database_and_one_rate_limit(
             # token's requests are rate-limited by address: these come from a loopback
             # address of their own, whose budget no other test (or session) has touched.
             victim = auth["client-0"]
-            revoked = run_cli("token", "revoke", "client-0",
-                              env={"DATABASE_URL": postgres.url})
+            revoked = run_cli("token", "revoke", "client-0", env={"DATABASE_URL": postgres.url})
             assert revoked.returncode == 0, revoked.stderr
             address = f"127.{secrets.randbelow(250) + 1}.{secrets.randbelow(250) + 1}.9"
             for server in (servers[1], servers[0]):
@@ -215,8 +218,7 @@ async def test_two_instances_share_one_database_and_one_rate_limit(
             # 5. One rate budget across both instances: of 2 * RATE requests of one token,
             # alternating between them, exactly RATE pass.
             burst = await asyncio.gather(
-                *(via[i % 2].get("/books/?limit=1", headers=auth["burst"])
-                  for i in range(2 * RATE))
+                *(via[i % 2].get("/books/?limit=1", headers=auth["burst"]) for i in range(2 * RATE))
             )
             statuses = Counter(r.status_code for r in burst)
             assert statuses == Counter({200: RATE, 429: RATE})

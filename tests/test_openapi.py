@@ -22,8 +22,17 @@ from sanic import Sanic
 from api import Settings, create_app, openapi
 
 LIST_PARAMETERS = {
-    "limit", "offset", "cursor", "author", "search", "published_after", "published_before",
-    "min_price", "max_price", "ordering", "fields",
+    "limit",
+    "offset",
+    "cursor",
+    "author",
+    "search",
+    "published_after",
+    "published_before",
+    "min_price",
+    "max_price",
+    "ordering",
+    "fields",
 }
 # (path, method) -> statuses the contract requires the document to list.
 REQUIRED_STATUSES = {
@@ -38,8 +47,12 @@ REQUIRED_STATUSES = {
     ("/readyz", "get"): {"200", "503"},
     ("/metrics", "get"): {"200"},
 }
-WRITES = {("/books/", "post"), ("/books/{book_id}/", "put"), ("/books/{book_id}/", "patch"),
-          ("/books/{book_id}/", "delete")}
+WRITES = {
+    ("/books/", "post"),
+    ("/books/{book_id}/", "put"),
+    ("/books/{book_id}/", "patch"),
+    ("/books/{book_id}/", "delete"),
+}
 
 
 @pytest.fixture
@@ -137,14 +150,20 @@ async def test_bodies_and_schemas(spec: dict[str, Any]) -> None:
     assert "required" not in _resolve(spec, patch["content"]["application/json"]["schema"])
     errors = spec["components"]["responses"]
     assert _resolve(spec, errors["BadRequest"]["content"]["application/json"]["schema"]) == {
-        "anyOf": [{"$ref": "#/components/schemas/Detail"},
-                  {"$ref": "#/components/schemas/FieldErrors"}]
+        "anyOf": [
+            {"$ref": "#/components/schemas/Detail"},
+            {"$ref": "#/components/schemas/FieldErrors"},
+        ]
     }
     assert "WWW-Authenticate" in errors["Unauthorized"]["headers"]
     assert "Retry-After" in errors["Throttled"]["headers"]
     schemes = spec["components"]["securitySchemes"]
-    assert schemes["TokenAuth"] == {**schemes["TokenAuth"], "type": "apiKey", "in": "header",
-                                    "name": "Authorization"}
+    assert schemes["TokenAuth"] == {
+        **schemes["TokenAuth"],
+        "type": "apiKey",
+        "in": "header",
+        "name": "Authorization",
+    }
     assert schemes["BearerAuth"]["scheme"] == "bearer"
 
 
@@ -197,6 +216,7 @@ async def test_assets_are_the_installed_swagger_ui() -> None:
 
 # ---------------------------------------------------------------------------- the real page
 
+
 def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -218,13 +238,23 @@ def test_swagger_ui_renders_in_chromium_without_internet(real_server: str, tmp_p
     host = urlsplit(real_server).hostname
     result = subprocess.run(
         [
-            _chromium() or "chromium", "--headless", "--no-sandbox", "--disable-gpu",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--no-first-run", f"--user-data-dir={tmp_path / 'chromium'}",
+            _chromium() or "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'chromium'}",
             f"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE {host}",
-            "--virtual-time-budget=5000", "--dump-dom", f"{real_server}/docs",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            f"{real_server}/docs",
         ],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     dom = result.stdout
     assert 'class="title">bookshelf' in dom, result.stderr[-2000:]

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
-from sanic import Sanic
 
-from api import Settings, create_app
+from api import Settings
+from tests.conftest import app_client
 
 
 async def test_healthz_is_json(client: httpx.AsyncClient) -> None:
@@ -27,20 +26,12 @@ async def test_readyz_answers_200_when_the_database_answers(client: httpx.AsyncC
 async def test_readyz_answers_503_when_the_database_does_not() -> None:
     # A PostgreSQL URL on a port where nothing listens: Tortoise connects lazily,
     # so the app starts, and readiness must say the database is not there.
-    settings = Settings(
-        database_url="postgres://nobody@127.0.0.1:9/none", migrate_on_start=False
-    )
-    app = create_app(settings, name="bookshelf_readyz_down")
-    try:
-        async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
-                response = await c.get("/readyz")
-                assert response.status_code == 503
-                assert response.json()["status"] == "unavailable"
-                assert (await c.get("/healthz")).status_code == 200
-    finally:
-        Sanic.unregister_app(app)
+    settings = Settings(database_url="postgres://nobody@127.0.0.1:9/none", migrate_on_start=False)
+    async with app_client(settings) as c:
+        response = await c.get("/readyz")
+        assert response.status_code == 503
+        assert response.json()["status"] == "unavailable"
+        assert (await c.get("/healthz")).status_code == 200
 
 
 async def test_metrics_label_route_templates_never_raw_ids(client: httpx.AsyncClient) -> None:
@@ -52,7 +43,9 @@ async def test_metrics_label_route_templates_never_raw_ids(client: httpx.AsyncCl
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     text = response.text
-    assert 'bookshelf_http_requests_total{method="GET",route="/books/<id>",status="404"} 3.0' in text
+    assert (
+        'bookshelf_http_requests_total{method="GET",route="/books/<id>",status="404"} 3.0' in text
+    )
     assert 'bookshelf_http_requests_total{method="GET",route="/books",status="200"} 1.0' in text
     assert 'route="<unmatched>"' in text
     assert "/books/1" not in text and "/no/such/path" not in text

@@ -12,14 +12,12 @@ import asyncpg
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from backends import TEST_DATABASE_URL, PostgresSchema, with_query
 from sanic import Sanic
 
 from api import Settings, create_app
-from backends import TEST_DATABASE_URL, PostgresSchema, with_query
 
-pytestmark = pytest.mark.skipif(
-    TEST_DATABASE_URL is None, reason="TEST_DATABASE_URL is not set"
-)
+pytestmark = pytest.mark.skipif(TEST_DATABASE_URL is None, reason="TEST_DATABASE_URL is not set")
 
 
 @pytest.fixture
@@ -27,8 +25,12 @@ async def pg_client(postgres: PostgresSchema) -> AsyncIterator[tuple[httpx.Async
     postgres.reset()
     # A name of its own, so that only this app's connections are terminated.
     name = f"bookshelf-outage-{secrets.token_hex(4)}"
-    settings = Settings(database_url=with_query(postgres.url, application_name=name),
-                        migrate_on_start=False, db_pool_min=1, db_pool_max=1)
+    settings = Settings(
+        database_url=with_query(postgres.url, application_name=name),
+        migrate_on_start=False,
+        db_pool_min=1,
+        db_pool_max=1,
+    )
     app = create_app(settings, name="bookshelf_outage")
     try:
         async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):

@@ -21,8 +21,12 @@ def test_last_reads_whole_values_from_sanic_args() -> None:
 
 
 async def test_negative_offset_and_limit_are_400s(client: httpx.AsyncClient) -> None:
-    for query, name in (("offset=-58800", "offset"), ("offset=-5", "offset"), ("limit=-5", "limit"),
-                        ("limit=250", "limit")):
+    for query, name in (
+        ("offset=-58800", "offset"),
+        ("offset=-5", "offset"),
+        ("limit=-5", "limit"),
+        ("limit=250", "limit"),
+    ):
         response = await client.get(f"/books/?{query}")
         assert response.status_code == 400, (query, response.text)
         assert name in response.json(), (query, response.text)

@@ -11,14 +11,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
-from sanic import Sanic
 
-from api import Settings, create_app
+from api import Settings
 from api.errors import THROTTLED
 from api.ratelimit import LocalBudget, RedisBudget
 from api.settings import RateLimit
 from db import tokens
+from tests.conftest import app_client
 from tests.server_process import running_server
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL")
@@ -28,17 +27,13 @@ needs_redis = pytest.mark.skipif(not REDIS_URL, reason="TEST_REDIS_URL is not se
 @pytest.fixture
 async def limited(database_url: str) -> AsyncIterator[httpx.AsyncClient]:
     settings = Settings(database_url=database_url, rate_limit=RateLimit(3, 60))
-    app = create_app(settings, name="bookshelf_ratelimited")
-    try:
-        async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
-                yield c
-    finally:
-        Sanic.unregister_app(app)
+    async with app_client(settings) as c:
+        yield c
 
 
-async def test_over_the_limit_is_429_with_drf_body_and_retry_after(limited: httpx.AsyncClient) -> None:
+async def test_over_the_limit_is_429_with_drf_body_and_retry_after(
+    limited: httpx.AsyncClient,
+) -> None:
     statuses = [(await limited.get("/books/")).status_code for _ in range(3)]
     assert statuses == [200, 200, 200]
     response = await limited.get("/books/")

@@ -13,9 +13,11 @@ pytestmark = pytest.mark.asyncio
 
 
 async def _rows() -> list[Any]:
-    return list(await sql.fetch(
-        "SELECT id, title, author, published_date, price_cents, version FROM book ORDER BY id"
-    ))
+    return list(
+        await sql.fetch(
+            "SELECT id, title, author, published_date, price_cents, version FROM book ORDER BY id"
+        )
+    )
 
 
 async def test_seed_writes_the_seeded_books_in_batches(client: httpx.AsyncClient) -> None:
@@ -26,7 +28,11 @@ async def test_seed_writes_the_seeded_books_in_batches(client: httpx.AsyncClient
     for row in rows[:20]:
         title, author, published, cents = seed.book_for(row["id"])
         assert (row["title"], row["author"], row["price_cents"], row["version"]) == (
-            title, author, cents, 1)
+            title,
+            author,
+            cents,
+            1,
+        )
         assert str(row["published_date"]) == published.isoformat()
         assert 100 <= cents <= 99_999
     assert await seed.check_counts(thorough=True) in ((150, 150, 150), (150, 150, None))

@@ -85,8 +85,12 @@ def test_pool_min_above_max_is_refused() -> None:
 def test_main_exits_2_with_one_line_on_bad_configuration(command: list[str]) -> None:
     env = {**os.environ, "PORT": "eighty"}
     result = subprocess.run(
-        [sys.executable, "main.py", *command], cwd=ROOT, env=env,
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, "main.py", *command],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()

@@ -326,8 +326,16 @@ async def test_updates_validate_the_same_way(
 
 # Bodies that are not JSON, or not an object.
 
-NOT_JSON = [b"{", b"not json", b"{'title': 'x'}", b'{"title": "x",}', b"\xff\xfe", b"[1,",
-            b'{"title": "x"} trailing', b"{" * 100_000]
+NOT_JSON = [
+    b"{",
+    b"not json",
+    b"{'title': 'x'}",
+    b'{"title": "x",}',
+    b"\xff\xfe",
+    b"[1,",
+    b'{"title": "x"} trailing',
+    b"{" * 100_000,
+]
 NOT_OBJECT = [b"42", b"null", b'"x"', b"true", b"1.5"]
 
 
@@ -383,9 +391,7 @@ async def test_wrong_content_type_is_415(
 async def test_missing_content_type_with_body_is_415(
     client: httpx.AsyncClient, auth: dict[str, str], book_data: dict[str, Any]
 ) -> None:
-    response = await client.post(
-        "/books/", content=json.dumps(book_data).encode(), headers=auth
-    )
+    response = await client.post("/books/", content=json.dumps(book_data).encode(), headers=auth)
     assert response.status_code == 415
     assert response.json()["detail"].startswith("Unsupported media type")
 

@@ -73,7 +73,8 @@ async def test_64_concurrent_writers_on_two_workers(tmp_path: Path) -> None:
             race = await asyncio.gather(
                 *(
                     client.patch(
-                        f"/books/{first}/", json={"title": f"race {n}"},
+                        f"/books/{first}/",
+                        json={"title": f"race {n}"},
                         headers={**auth, "If-Match": tag},
                     )
                     for n in range(20)
