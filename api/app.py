@@ -35,16 +35,16 @@ def create_app(settings: Settings | None = None, *, name: str = APP_NAME) -> San
             "KEEP_ALIVE_TIMEOUT": settings.keep_alive_timeout,
             "REQUEST_ID_HEADER": "X-Request-ID",
             "GRACEFUL_SHUTDOWN_TIMEOUT": settings.graceful_shutdown_timeout,
-            # Our own JSON access line (observability) replaces Sanic's.
+            # 4xx exceptions are answered, not logged (the error handler logs 500s once).
             "NOISY_EXCEPTIONS": False,
         }
     )
     app.config.update(
         {
-            # sanic-ext: the books views answer HEAD and OPTIONS themselves (OPTIONS
-            # has a DRF-style body); CORS only when origins are configured.
-            "HTTP_AUTO_HEAD": False,
-            # Routes without an OPTIONS handler of their own (ops, docs) get sanic-ext's.
+            # sanic-ext adds HEAD to GET routes that lack it (/docs); every route gets
+            # our own OPTIONS (200, JSON, exact Allow: ops.add_options_routes), so
+            # sanic-ext's automatic OPTIONS, which CORS requires, finds none to add.
+            "HTTP_AUTO_HEAD": True,
             "HTTP_AUTO_OPTIONS": True,
             "CORS": bool(settings.cors_origins),
             "CORS_ORIGINS": ",".join(settings.cors_origins),
@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None, *, name: str = APP_NAME) -> San
     books.register(app)
     openapi.register(app)
     ops.register(app)
+    ops.add_options_routes(app)
 
     @app.before_server_start
     async def _open_db(app: Sanic) -> None:

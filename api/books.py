@@ -115,9 +115,7 @@ class BookDetail(HTTPMethodView):
     async def _update(self, request: Request, book_id: int, *, partial: bool) -> HTTPResponse:
         await authenticate_write(request)
         data = parse_body(request.content_type, request.body)
-        if isinstance(data, list):
-            validate_book(data)  # a list is a parse error here
-        changes = validate_book(data, partial=partial)
+        changes = validate_book(data, partial=partial)  # a list is a parse error here
         row = await db_books.update_book(book_id, changes, if_versions=_if_match(request, book_id))
         return json(to_json(row), headers={"ETag": etag(row)})
 

@@ -41,6 +41,8 @@ LATENCY_BUCKETS: Final = (
     10.0,
 )
 UNMATCHED: Final = "<unmatched>"
+# Any other method a client makes up is counted as OTHER: labels stay a bounded set.
+METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"})
 
 
 class CompactJSONFormatter(JSONFormatter):
@@ -126,7 +128,8 @@ def _finish(request: Request, response: BaseHTTPResponse) -> None:
     seconds = time.perf_counter() - t0 if t0 is not None else 0.0
     route = route_label(request)
     metrics: Metrics = request.app.ctx.metrics
-    metrics.observe(route, request.method, response.status, seconds)
+    method = request.method if request.method in METHODS else "OTHER"
+    metrics.observe(route, method, response.status, seconds)
     if request.app.ctx.settings.access_log:
         access_log.info(
             "%s %s %s",

@@ -8,6 +8,7 @@ from typing import Any
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json, raw
 
+from api.errors import allow_header
 from db import sql
 
 
@@ -24,8 +25,29 @@ async def readyz(request: Request) -> HTTPResponse:
 
 
 async def metrics(request: Request) -> HTTPResponse:
-    body, content_type = request.app.ctx.metrics.exposition()
+    # Reading every worker's metrics file is file I/O: keep it off the event loop.
+    body, content_type = await asyncio.to_thread(request.app.ctx.metrics.exposition)
     return raw(body, content_type=content_type)
+
+
+def add_options_routes(app: Any) -> None:
+    """OPTIONS on every route that has no handler of its own: 200, JSON, and an ``Allow``
+    listing exactly that route's methods (sanic-ext's automatic one answers 204).
+
+    Call it once every other route is registered.
+    """
+    methods_by_path: dict[str, set[str]] = {}
+    for route in app.router.routes:
+        methods_by_path.setdefault(route.path, set()).update(route.methods)
+    for index, (path, methods) in enumerate(sorted(methods_by_path.items())):
+        if "OPTIONS" in methods:
+            continue
+        allow = allow_header(methods | {"OPTIONS"} | ({"HEAD"} if "GET" in methods else set()))
+
+        async def options(request: Request, _allow: str = allow, **_: Any) -> HTTPResponse:
+            return json({}, headers={"Allow": _allow})
+
+        app.add_route(options, f"/{path}", methods=["OPTIONS"], name=f"options_{index}")
 
 
 def register(app: Any) -> None:

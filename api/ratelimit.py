@@ -36,7 +36,7 @@ SLOTS: Final = 1 << 16
 PROBES: Final = 8
 REDIS_RETRY_SECONDS: Final = 5.0
 KNOWN_TOKEN_SECONDS: Final = 30.0
-EXEMPT_PREFIXES: Final = ("/healthz", "/readyz", "/metrics", "/docs")
+EXEMPT_PATHS: Final = frozenset({"/healthz", "/readyz", "/metrics", "/docs"})
 
 _LUA: Final = """
 local period = tonumber(ARGV[1])
@@ -180,7 +180,8 @@ class RateLimiter:
         return f"ip:{request.remote_addr or request.ip}"
 
     async def check(self, request: Request) -> None:
-        if request.path.startswith(EXEMPT_PREFIXES):
+        path = request.path.rstrip("/") or "/"
+        if path in EXEMPT_PATHS or path.startswith("/docs/"):
             return
         key = await self.client_key(request)
         taken = self.budget.take(key, self.rate)

@@ -24,7 +24,7 @@ DECIMAL_PLACES: Final = 2
 MAX_BULK: Final = 1000
 FIELDS: Final = ("id", "title", "author", "published_date", "price")
 WRITABLE: Final = ("title", "author", "published_date", "price")
-_DATE_RE: Final = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
+_DATE_RE: Final = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})$")
 _SURROGATE_RE: Final = re.compile("[\ud800-\udfff]")
 _NOT_DICT: Final = "Invalid data. Expected a dictionary, but got {kind}."
 _EMPTY_LIST: Final = "This list may not be empty."
@@ -119,6 +119,10 @@ def _price(value: Any) -> tuple[int | None, list[str]]:
     number = parse_decimal(value)
     if number is None:
         return None, [e.INVALID_NUMBER]
+    if isinstance(value, Decimal) and number:
+        # A JSON number (read exactly, never as a float): DRF reads 12.500 as the float
+        # 12.5 and accepts it, so trailing zeros after the point do not count as places.
+        number = number.normalize()
     _, digits, exponent = number.as_tuple()
     assert isinstance(exponent, int)
     if exponent >= 0:

@@ -196,7 +196,3 @@ async def close_db() -> None:
     finally:
         if task.done() and _closing.get("task") is task:
             del _closing["task"]
-
-
-def env_database_url() -> str:
-    return os.environ.get("DATABASE_URL", "sqlite://./data/bookshelf.sqlite3")

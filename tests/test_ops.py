@@ -56,3 +56,22 @@ async def test_metrics_label_route_templates_never_raw_ids(client: httpx.AsyncCl
 async def test_ops_routes_have_a_request_id(client: httpx.AsyncClient, path: str) -> None:
     response = await client.get(path, headers={"X-Request-ID": "ops-check"})
     assert response.headers["x-request-id"] == "ops-check"
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics", "/docs", "/docs/openapi.json"])
+async def test_options_and_head_on_every_get_route(client: httpx.AsyncClient, path: str) -> None:
+    options = await client.options(path)
+    assert options.status_code == 200
+    assert options.headers["allow"] == "GET, HEAD, OPTIONS"
+    assert options.headers["content-type"] == "application/json"
+    head = await client.head(path)
+    assert head.status_code == 200
+    assert head.content == b""
+
+
+async def test_made_up_methods_do_not_grow_the_metric_labels(client: httpx.AsyncClient) -> None:
+    for method in ("FOOBAR", "BAZQUX"):
+        await client.request(method, "/books/")
+    text = (await client.get("/metrics")).text
+    assert 'method="OTHER"' in text
+    assert "FOOBAR" not in text and "BAZQUX" not in text

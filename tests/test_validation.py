@@ -437,3 +437,31 @@ async def test_null_character_in_title_is_rejected(
     response = await post(client, auth, {**book_data, "title": "a\x00b"})
     assert response.status_code == 400
     assert list(response.json()) == ["title"]
+
+
+async def test_a_json_number_with_trailing_zeros_is_accepted_as_drf_does(
+    client: httpx.AsyncClient, auth: dict[str, str], book_data: dict[str, Any]
+) -> None:
+    # DRF reads JSON numbers as floats: 12.500 is 12.5 to it. The string "12.500" keeps
+    # its three places and is refused, as DRF refuses it.
+    for number, stored in ((12.500, "12.50"), (100.000, "100.00")):
+        raw = json.dumps({**book_data, "price": "PRICE"}).replace('"PRICE"', f"{number:.3f}")
+        response = await client.post(
+            "/books/", content=raw, headers={**auth, "Content-Type": "application/json"}
+        )
+        assert response.status_code == 201, response.text
+        assert response.json()["price"] == stored
+    response = await client.post("/books/", json={**book_data, "price": "12.500"}, headers=auth)
+    assert response.status_code == 400
+
+
+async def test_dates_take_ascii_digits_only(
+    client: httpx.AsyncClient, auth: dict[str, str], book_data: dict[str, Any]
+) -> None:
+    arabic = "\u0662\u0660\u0662\u0660-\u0660\u0661-\u0660\u0661"  # 2020-01-01
+    response = await client.post(
+        "/books/", json={**book_data, "published_date": arabic}, headers=auth
+    )
+    assert response.status_code == 400
+    assert list(response.json()) == ["published_date"]
+    assert (await client.get(f"/books/?published_after={arabic}")).status_code == 400
