@@ -13,6 +13,29 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
           "#7f7f7f"]
+# One hue per target, lighter to darker with concurrency.
+SHADES = {"service": ["#9ecae1", "#4292c6", "#08519c", "#08306b"],
+          "raw": ["#fdae6b", "#f16913", "#d94801", "#7f2704"]}
+
+
+def _short(value: float) -> str:
+    if value >= 10_000:
+        return f"{value / 1000:.0f}k"
+    if value >= 1000:
+        return f"{value / 1000:.1f}k"
+    return f"{value:.0f}" if value >= 10 else f"{value:.1f}"
+
+
+def _tick(scenario: str) -> str:
+    return f"{scenario}\n(100 books a request)" if scenario == "bulk_create" else scenario
+
+
+def _color(target: str, conc: int, concs: list[int], i: int) -> str:
+    shades = SHADES.get(target)
+    if not shades:
+        return COLORS[i % len(COLORS)]
+    rank = concs.index(conc) if conc in concs else 0
+    return shades[min(len(shades) - 1, rank + (1 if len(concs) <= 2 else 0))]
 
 
 def _series(closed: list[dict[str, Any]], rows: int) -> tuple[list[str], list[tuple[str, int]]]:
@@ -39,6 +62,7 @@ def _bars(doc: dict[str, Any], prefix: Path, metric: str, ylabel: str, title: st
         index = {(r["scenario"], r["target"], r["concurrency"]): r for r in closed
                  if r["rows"] == rows}
         width = 0.8 / max(1, len(series))
+        concs = sorted({c for _, c in series})
         for i, (target, conc) in enumerate(series):
             xs, ys = [], []
             for j, scenario in enumerate(scenarios):
@@ -47,21 +71,23 @@ def _bars(doc: dict[str, Any], prefix: Path, metric: str, ylabel: str, title: st
                     xs.append(j - 0.4 + width * (i + 0.5))
                     ys.append(rec[metric])
             bars = ax.bar(xs, ys, width, label=f"{target}, c={conc}",
-                          color=COLORS[i % len(COLORS)],
+                          color=_color(target, conc, concs, i),
                           hatch="//" if target != "service" else None, edgecolor="white")
-            ax.bar_label(bars, labels=[f"{y:,.0f}" if y >= 10 else f"{y:.1f}" for y in ys],
-                         fontsize=7, padding=1)
-        for k, c in enumerate(x for x in summary["ceiling"] if x["rows"] == rows):
+            ax.bar_label(bars, labels=[_short(y) for y in ys], fontsize=7, padding=1,
+                         rotation=90 if len(series) > 2 else 0)
+        for k, c in enumerate(summary["ceiling"]):
             value = c["rps"] if metric == "rps" else c["p99_ms"]
             if value:
                 ax.axhline(value, color="black", linestyle="--" if k == 0 else ":",
                            linewidth=1, label=f"ceiling, c={c['concurrency']}: {value:,.0f}"
                            if metric == "rps" else f"ceiling p99, c={c['concurrency']}")
-        ax.set_xticks(range(len(scenarios)), scenarios, rotation=20, ha="right")
+        ax.set_xticks(range(len(scenarios)), [_tick(n) for n in scenarios], rotation=20,
+                      ha="right")
         ax.set_ylabel(ylabel)
         ax.set_title(f"{title} — {rows:,} rows, {doc['config']['workers']} worker(s)")
         if log:
             ax.set_yscale("log")
+        ax.margins(y=0.15)  # room for the labels above the bars
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
@@ -89,9 +115,8 @@ def _scale(doc: dict[str, Any], prefix: Path) -> Path | None:
             vals = [s[key] or 0 for s in scale]
             bars = ax.bar([x + offset for x in xs], vals, 0.4, label=f"{rows:,} rows",
                           color=color)
-            ax.bar_label(bars, labels=[f"{v:,.0f}" if v >= 10 else f"{v:.1f}" for v in vals],
-                         fontsize=7, padding=1)
-        ax.set_xticks(list(xs), names, rotation=20, ha="right")
+            ax.bar_label(bars, labels=[_short(v) for v in vals], fontsize=7, padding=1)
+        ax.set_xticks(list(xs), [_tick(n) for n in names], rotation=20, ha="right")
         ax.set_ylabel(label)
         if log:
             ax.set_yscale("log")

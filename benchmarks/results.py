@@ -34,24 +34,21 @@ def summarize(doc: dict[str, Any]) -> dict[str, Any]:
         groups[(r["rows"], r["scenario"], r["target"], r["concurrency"])].append(r)
 
     ceiling = []
-    ceiling_rps: dict[tuple[int, int], float | None] = {}
-    for (rows, scenario, _, conc), runs in sorted(groups.items()):
-        if scenario != "ceiling":
-            continue
-        valid = [r for r in runs if r["valid"]]
+    ceiling_rps: dict[int, float | None] = {}
+    for conc in sorted({k[3] for k in groups if k[1] == "ceiling"}):
+        valid = [r for k, runs in groups.items() if k[1] == "ceiling" and k[3] == conc
+                 for r in runs if r["valid"]]
         by_phase = {p: _median(r["rps"] for r in valid if r.get("ceiling_phase") == p)
                     for p in ("start", "end")}
         rps = _median(r["rps"] for r in valid)
-        ceiling_rps[(rows, conc)] = rps
-        drift = _ratio(by_phase["end"], by_phase["start"])
-        ceiling.append({"rows": rows, "concurrency": conc, "rps": rps, **by_phase,
-                        "end_over_start": drift,
+        ceiling_rps[conc] = rps
+        ceiling.append({"concurrency": conc, "rps": rps, **by_phase,
+                        "end_over_start": _ratio(by_phase["end"], by_phase["start"]),
                         "p99_ms": _median(r["latency_ms"]["p99"] for r in valid)})
 
     rows_out = []
-    for (rows, scenario, target, conc), runs in sorted(groups.items(), key=_order):
-        if scenario == "ceiling":
-            continue
+    measured = [(k, v) for k, v in groups.items() if k[1] != "ceiling"]
+    for (rows, scenario, target, conc), runs in sorted(measured, key=_order):
         valid = [r for r in runs if r["valid"]]
         entry: Record = {
             "rows": rows, "scenario": scenario, "target": target, "concurrency": conc,
@@ -67,7 +64,7 @@ def summarize(doc: dict[str, Any]) -> dict[str, Any]:
             "peak_process_rss_mb": max((r["server"]["peak_process_rss_mb"] for r in runs),
                                        default=None),
         }
-        entry["x_ceiling"] = _ratio(entry["rps"], ceiling_rps.get((rows, conc)))
+        entry["x_ceiling"] = _ratio(entry["rps"], ceiling_rps.get(conc))
         raw = groups.get((rows, scenario, "raw", conc))
         if target != "raw" and raw:
             # Ratios within a round first (A and B measured minutes apart at most).
@@ -152,16 +149,17 @@ def markdown(doc: dict[str, Any]) -> str:
            f"{cfg['seed']}. Medians over rounds; runs with more than "
            f"{cfg['error_threshold']:.1%} errors are discarded.", ""]
     for info in doc.get("sessions", []):
-        loads = [r["load1"] for r in doc["records"] if r["rows"] == info["rows"] and "load1" in r]
-        out.append(f"- {info['rows']:,} rows: seeded in {info['seed_seconds']} s; machine load "
-                   f"(1-min average) {min(loads, default=0):.1f}–{max(loads, default=0):.1f} "
-                   "during the runs (the server and wrk alone make about 2; more is other work).")
-    out.append("")
+        out.append(f"- {info['rows']:,} rows: seeded in {info.get('seed_seconds', '?')} s, "
+                   f"cursors found in {info.get('cursor_walk_seconds', '?')} s.")
+    loads = [r["load1"] for r in doc["records"] if "load1" in r]
+    out += [f"- Machine load (1-min average) during the runs: {min(loads, default=0):.1f}–"
+            f"{max(loads, default=0):.1f} (the server and wrk alone make about 2; more is "
+            "other work on the machine).", ""]
     if doc.get("error"):
         out += [f"**The run stopped early:** {doc['error']}", ""]
     out += ["## Ceiling (bare Sanic, constant JSON)", ""]
-    out += _table(["rows", "c", "req/s", "start", "end", "end/start", "p99 ms"], [
-        [_fmt(c["rows"]), c["concurrency"], _fmt(c["rps"]), _fmt(c["start"]), _fmt(c["end"]),
+    out += _table(["c", "req/s", "at the start", "at the end", "end/start", "p99 ms"], [
+        [c["concurrency"], _fmt(c["rps"]), _fmt(c["start"]), _fmt(c["end"]),
          _fmt(c["end_over_start"], 2), _fmt(c["p99_ms"], 2)] for c in summary["ceiling"]])
     out += ["## Throughput and latency (closed loop, wrk)", ""]
     out += _table(
@@ -213,3 +211,20 @@ def write(doc: dict[str, Any], prefix: Path, *, plots: bool = True) -> list[Path
 
         paths += plotting.draw(doc, prefix)
     return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmarks.results run_<n>.json``: redraw its table and plots."""
+    import sys
+
+    for name in (argv if argv is not None else sys.argv[1:]):
+        path = Path(name)
+        doc = json.loads(path.read_text())
+        doc["summary"] = summarize(doc)
+        for out in write(doc, path.with_suffix("")):
+            print(out)  # noqa: T201
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,9 +1,13 @@
-"""One benchmark session: per row count, seed, start every target, run every scenario at
-every concurrency (targets interleaved A B A B over ``rounds``), and collect records.
+"""One benchmark session: seed, start every target, run every scenario at every
+concurrency, and collect records.
 
-The ceiling is measured at the start and at the end of each row count's session: the
+Every (target, row count) pair is an endpoint: a server of its own on its own copy of
+the seeded rows. All endpoints run side by side and take turns on each scenario (A B A B
+over ``rounds``), so a comparison between targets, or between 10,000 and 1,000,000 rows,
+is between runs made seconds apart. The ceiling runs at the start and at the end: the
 spread between the two is the session's drift. Every run is bounded by its duration and
-every server is stopped on the way out, errors included.
+every server is stopped on the way out, errors included. A given ``--database-url``
+holds one row count at a time, so then the row counts run one after the other.
 """
 
 from __future__ import annotations
@@ -70,17 +74,29 @@ class Config:
 
 
 @dataclass
+class Endpoint:
+    """One server and the data it serves: a target at a row count (the ceiling at none)."""
+
+    target: str
+    rows: int | None
+    server: Server
+    ctx: Context
+
+    @property
+    def key(self) -> str:
+        return self.target if self.rows is None else f"{self.target}@{self.rows}"
+
+
+@dataclass
 class Session:
-    """What one row count's runs share."""
+    """What the runs of one group of endpoints share."""
 
     config: Config
-    rows: int
-    ctx: Context
-    servers: dict[str, Server]
+    endpoints: list[Endpoint]
     work_dir: Path
     records: list[dict[str, Any]] = field(default_factory=list)
     log: Log = print
-    # Targets that stopped answering: name -> why. They are skipped from then on.
+    # Endpoints that stopped answering: key -> why. They are skipped from then on.
     dead: dict[str, str] = field(default_factory=dict)
 
 
@@ -90,46 +106,49 @@ def _error_rate(result: dict[str, Any]) -> float:
     return errors / max(1, result["requests"] + socket)
 
 
-def _record(s: Session, target: str, scenario: Scenario, mode: str, **extra: Any) -> dict[str, Any]:
+def _record(s: Session, ep: Endpoint, scenario: Scenario, mode: str, **extra: Any
+            ) -> dict[str, Any]:
     # The machine's 1-minute load average: other work on it shows here.
-    return {"target": target, "scenario": scenario.name, "rows": s.rows, "mode": mode,
+    return {"target": ep.target, "scenario": scenario.name, "rows": ep.rows, "mode": mode,
             "workers": s.config.workers, "load1": round(os.getloadavg()[0], 2), **extra}
 
 
-def closed_run(s: Session, target: str, scenario: Scenario, connections: int, *,
+def _label(ep: Endpoint) -> str:
+    return f"{ep.target:<8} {'' if ep.rows is None else f'{ep.rows:,}':>9}"
+
+
+def closed_run(s: Session, ep: Endpoint, scenario: Scenario, connections: int, *,
                duration: float, round_: int, phase: str = "measure") -> dict[str, Any]:
-    server = s.servers[target]
-    run = loadgen.WrkRun(server.url, scenario.script_path, connections, s.config.threads,
+    run = loadgen.WrkRun(ep.server.url, scenario.script_path, connections, s.config.threads,
                          duration)
-    env = {**s.ctx.wrk_env(), "BENCH_SEED": str(s.config.seed + round_)}
-    with Monitor(server) as monitor:
+    env = {**ep.ctx.wrk_env(), "BENCH_SEED": str(s.config.seed + round_)}
+    with Monitor(ep.server) as monitor:
         result = loadgen.run_wrk(run, env)
     assert monitor.usage is not None
     rate = _error_rate(result)
-    rec = _record(s, target, scenario, "closed", concurrency=connections, round=round_,
+    rec = _record(s, ep, scenario, "closed", concurrency=connections, round=round_,
                   phase=phase, duration_s=duration, threads=run.threads, **result,
                   error_rate=round(rate, 6), valid=rate <= s.config.error_threshold,
                   server=monitor.usage.as_dict())
     if phase == "measure":
         s.records.append(rec)
         flag = "" if rec["valid"] else f"  DISCARDED: {rate:.2%} errors"
-        s.log(f"  {target:<8} {scenario.name:<14} c={connections:<4} r{round_} "
+        s.log(f"  {_label(ep)} {scenario.name:<14} c={connections:<4} r{round_} "
               f"{rec['rps']:>9.1f} req/s  p99 {rec['latency_ms']['p99']:>8.2f} ms  "
               f"cpu {rec['server']['cpu_pct']:>5.1f}%{flag}")
     return rec
 
 
-def open_run(s: Session, target: str, scenario: Scenario, rate: float, fraction: float,
+def open_run(s: Session, ep: Endpoint, scenario: Scenario, rate: float, fraction: float,
              connections: int) -> dict[str, Any]:
-    server = s.servers[target]
-    ctx_file = s.work_dir / f"ctx-{server.port}.json"
-    ctx_file.write_text(context_json(s.ctx))
-    command = [sys.executable, "-m", "benchmarks.openloop", "--url", server.url,
+    ctx_file = s.work_dir / f"ctx-{ep.server.port}.json"
+    ctx_file.write_text(context_json(ep.ctx))
+    command = [sys.executable, "-m", "benchmarks.openloop", "--url", ep.server.url,
                "--scenario", scenario.name, "--rate", f"{rate:.1f}", "--duration",
                f"{s.config.duration:g}", "--connections", str(connections),
                "--context", str(ctx_file), "--seed", str(s.config.seed)]
     cpu0 = loadgen.children_cpu()
-    with Monitor(server) as monitor:
+    with Monitor(ep.server) as monitor:
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
                               timeout=2 * s.config.duration + 60)
     generator_cpu = loadgen.children_cpu() - cpu0
@@ -140,126 +159,147 @@ def open_run(s: Session, target: str, scenario: Scenario, rate: float, fraction:
     assert monitor.usage is not None
     err = (_error_rate(result) if result["requests"] else 1.0)
     dropped = result["dropped"] / max(1, result["scheduled"])
-    rec = _record(s, target, scenario, "open", concurrency=connections, fraction=fraction,
+    rec = _record(s, ep, scenario, "open", concurrency=connections, fraction=fraction,
                   duration_s=s.config.duration, **result, error_rate=round(err, 6),
                   valid=err <= s.config.error_threshold and dropped <= s.config.error_threshold,
                   server=monitor.usage.as_dict(),
                   loadgen_cpu_pct=round(100 * generator_cpu / monitor.usage.wall_seconds, 1))
     s.records.append(rec)
-    s.log(f"  {target:<8} {scenario.name:<14} open {fraction:.0%} of max = {rate:>8.1f}/s: "
+    s.log(f"  {_label(ep)} {scenario.name:<14} open {fraction:.0%} of max = {rate:>8.1f}/s: "
           f"p50 {rec['latency_ms']['p50']} ms  p99 {rec['latency_ms']['p99']} ms"
           + ("" if rec["valid"] else "  DISCARDED"))
     return rec
 
 
-def _guarded(s: Session, target: str, job: Callable[[], Any]) -> Any:
-    """Run one load against ``target``; if the target died, note it and go on without it."""
-    server = s.servers[target]
+def _guarded(s: Session, ep: Endpoint, job: Callable[[], Any]) -> Any:
+    """Run one load against ``ep``; if its server died, note it and go on without it."""
     try:
         return job()
     except loadgen.LoadError as exc:
-        if server.process.poll() is None:
+        if ep.server.process.poll() is None:
             raise
-        why = f"exited with {server.process.returncode} ({exc}); log:\n{server.log_tail(40)}"
-        s.dead[target] = why
-        s.log(f"  {target} stopped answering and is skipped from now on: {why}")
+        why = (f"exited with {ep.server.process.returncode} ({exc}); log:\n"
+               f"{ep.server.log_tail(40)}")
+        s.dead[ep.key] = why
+        s.log(f"  {ep.key} stopped answering and is skipped from now on: {why}")
         return None
 
 
-def _targets_for(s: Session, scenario: Scenario) -> list[str]:
+def _endpoints_for(s: Session, scenario: Scenario) -> list[Endpoint]:
     out = []
-    for name in s.servers:
-        if name in s.dead:
+    for ep in s.endpoints:
+        allowed = TARGETS[ep.target].scenarios
+        if ep.key in s.dead:
             continue
-        allowed = TARGETS[name].scenarios
         if scenario.name == CEILING_SCENARIO.name:
             if allowed == (CEILING_SCENARIO.name,):
-                out.append(name)
+                out.append(ep)
         elif allowed is None or scenario.name in allowed:
-            out.append(name)
+            out.append(ep)
     return out
+
+
+def _open_loop(s: Session, ep: Endpoint, scenario: Scenario) -> None:
+    cfg = s.config
+    ok = [r for r in s.records if r["target"] == ep.target and r["rows"] == ep.rows
+          and r["mode"] == "closed" and r["scenario"] == scenario.name and r["valid"]]
+    if not ok:
+        return
+    # The maximum: the median over rounds at the concurrency that did best, not the
+    # single best run (on a noisy machine that one is an outlier).
+    by_conc: dict[int, list[float]] = {}
+    for r in ok:
+        by_conc.setdefault(r["concurrency"], []).append(r["rps"])
+    top = max(statistics.median(v) for v in by_conc.values())
+    for fraction in cfg.open_loop_fractions:
+        rec = _guarded(s, ep, partial(open_run, s, ep, scenario, top * fraction, fraction,
+                                      max(cfg.concurrency)))
+        if rec:
+            rec["max_rps"] = round(top, 1)
 
 
 def _scenario(s: Session, scenario: Scenario, phase_label: str | None = None,
               *, warmup: bool = True) -> None:
     cfg = s.config
-    targets = _targets_for(s, scenario)
     if warmup and cfg.warmup > 0:
-        for target in targets:
-            _guarded(s, target, partial(closed_run, s, target, scenario, cfg.concurrency[0],
-                                        duration=cfg.warmup, round_=0, phase="warmup"))
+        for ep in _endpoints_for(s, scenario):
+            _guarded(s, ep, partial(closed_run, s, ep, scenario, cfg.concurrency[0],
+                                    duration=cfg.warmup, round_=0, phase="warmup"))
     for conc in cfg.concurrency:
         for round_ in range(cfg.rounds):
-            for target in targets:
-                if target in s.dead:
-                    continue
-                rec = _guarded(s, target, partial(closed_run, s, target, scenario, conc,
-                                                  duration=cfg.duration, round_=round_))
+            for ep in _endpoints_for(s, scenario):
+                rec = _guarded(s, ep, partial(closed_run, s, ep, scenario, conc,
+                                              duration=cfg.duration, round_=round_))
                 if rec and phase_label:
                     rec["ceiling_phase"] = phase_label
     if cfg.open_loop and scenario.name != CEILING_SCENARIO.name:
-        for target in targets:
-            if target in s.dead:
-                continue
-            ok = [r for r in s.records if r["target"] == target and r["mode"] == "closed"
-                  and r["scenario"] == scenario.name and r["rows"] == s.rows and r["valid"]]
-            if not ok:
-                continue
-            # The maximum: the median over rounds at the concurrency that did best, not
-            # the single best run (on a noisy machine that one is an outlier).
-            by_conc: dict[int, list[float]] = {}
-            for r in ok:
-                by_conc.setdefault(r["concurrency"], []).append(r["rps"])
-            top = max(statistics.median(v) for v in by_conc.values())
-            for fraction in cfg.open_loop_fractions:
-                rec = _guarded(s, target, partial(open_run, s, target, scenario, top * fraction,
-                                                  fraction, max(cfg.concurrency)))
-                if rec:
-                    rec["max_rps"] = round(top, 1)
+        for ep in _endpoints_for(s, scenario):
+            _open_loop(s, ep, scenario)
 
 
-def _locust(s: Session, out_prefix: Path) -> None:
+def _locust(s: Session, ep: Endpoint, out_prefix: Path) -> None:
     from benchmarks import locust_run
 
-    s.records.append(locust_run.run(s.servers["service"].url, s.ctx, users=s.config.locust_users,
-                                    duration=s.config.duration, csv_prefix=out_prefix,
-                                    rows=s.rows, log=s.log))
+    s.records.append(locust_run.run(
+        ep.server.url, ep.ctx, users=s.config.locust_users, duration=s.config.duration,
+        csv_prefix=out_prefix.with_name(f"{out_prefix.name}_locust_{ep.rows}"),
+        rows=ep.rows or 0, log=s.log))
 
 
-def run_rows(config: Config, rows: int, work_dir: Path, out_prefix: Path, log: Log,
-             records: list[dict[str, Any]], info: dict[str, Any]) -> None:
-    """One row count's session; records and facts go into ``records`` and ``info`` as they
-    come, so an error halfway keeps what was measured."""
-    log(f"rows={rows:,}: seeding")
-    data = ds.prepare(rows, seed=config.seed, database_url=config.database_url,
-                      work_dir=work_dir)
-    log(f"rows={rows:,}: seeded in {data.seed_seconds:.1f} s")
+def run_group(config: Config, group: tuple[int, ...], work_dir: Path, out_prefix: Path,
+              log: Log, records: list[dict[str, Any]], infos: list[dict[str, Any]]) -> None:
+    """Seed every row count of ``group``, serve them all side by side, run everything.
+
+    Records and facts go into ``records`` and ``infos`` as they come, so an error halfway
+    keeps what was measured."""
+    data: dict[int, ds.Dataset] = {}
+    urls: dict[tuple[str, int], str | None] = {}
     targets: list[Target] = [TARGETS[t] for t in config.targets]
-    if not data.url.startswith("sqlite://"):
-        targets = [t for t in targets if not t.sqlite_only]
-    urls = {t.name: ds.database_for(t, data, work_dir) for t in targets}
-    # The seed and the copies leave hundreds of MB of dirty pages at a million rows: their
-    # writeback would compete with the first runs.
-    os.sync()
-    info.update({"rows": rows, "seed_seconds": round(data.seed_seconds, 1),
-                 "load_at_start": [round(x, 2) for x in os.getloadavg()]})
     try:
+        for rows in group:
+            info: dict[str, Any] = {"rows": rows}
+            infos.append(info)
+            log(f"rows={rows:,}: seeding")
+            data[rows] = ds.prepare(rows, seed=config.seed, database_url=config.database_url,
+                                    work_dir=work_dir)
+            info["seed_seconds"] = round(data[rows].seed_seconds, 1)
+            log(f"rows={rows:,}: seeded in {data[rows].seed_seconds:.1f} s")
+            if not data[rows].url.startswith("sqlite://"):
+                targets = [t for t in targets if not t.sqlite_only]
+            for t in targets:
+                if t.needs_database:
+                    urls[(t.name, rows)] = ds.database_for(t, data[rows], work_dir)
+        # Seeding and copying leave hundreds of MB of dirty pages at a million rows: their
+        # writeback would compete with the first runs.
+        os.sync()
         with contextlib.ExitStack() as stack:
-            servers = {
-                t.name: stack.enter_context(running(
-                    t, workers=config.workers, database_url=urls[t.name],
-                    log_dir=work_dir / "logs",
-                    extra_env={"PROMETHEUS_MULTIPROC_DIR": str(work_dir / f"metrics-{t.name}")},
-                ))
-                for t in targets
-            }
-            started = time.perf_counter()
-            cursors = ds.deep_cursors(servers["service"].url, rows)
-            info["cursor_walk_seconds"] = round(time.perf_counter() - started, 1)
-            ctx = Context(rows=rows, token=data.token, authors=data.authors, terms=data.terms,
-                          cursors=cursors)
-            s = Session(config, rows, ctx, servers, work_dir, records=records, log=log)
-            ceiling = "ceiling" in servers
+            endpoints: list[Endpoint] = []
+            for t in targets:
+                for rows in (group if t.needs_database else (None,)):
+                    db_url = urls[(t.name, rows)] if rows is not None else None
+                    tag = t.name if rows is None else f"{t.name}-{rows}"
+                    server = stack.enter_context(running(
+                        t, workers=config.workers, database_url=db_url,
+                        log_dir=work_dir / "logs",
+                        extra_env={"PROMETHEUS_MULTIPROC_DIR": str(work_dir / f"metrics-{tag}")},
+                    ))
+                    d = data[rows if rows is not None else group[0]]
+                    ctx = Context(rows=d.rows, token=d.token, authors=d.authors, terms=d.terms)
+                    endpoints.append(Endpoint(t.name, rows, server, ctx))
+            # Rows first: each table's targets take their turns next to each other.
+            endpoints.sort(key=lambda e: (e.rows or 0, config.targets.index(e.target)))
+            for info in infos[-len(group):]:
+                service = next(e for e in endpoints
+                               if e.target == "service" and e.rows == info["rows"])
+                started = time.perf_counter()
+                cursors = ds.deep_cursors(service.server.url, info["rows"])
+                info["cursor_walk_seconds"] = round(time.perf_counter() - started, 1)
+                for e in endpoints:
+                    if e.rows == info["rows"]:
+                        e.ctx.cursors = cursors
+            s = Session(config, endpoints, work_dir, records=records, log=log)
+            load_start = [round(x, 2) for x in os.getloadavg()]
+            ceiling = any(e.target == "ceiling" for e in endpoints)
             if ceiling:
                 _scenario(s, CEILING_SCENARIO, "start")
             for name in config.scenarios:
@@ -267,15 +307,20 @@ def run_rows(config: Config, rows: int, work_dir: Path, out_prefix: Path, log: L
             if ceiling:
                 _scenario(s, CEILING_SCENARIO, "end", warmup=False)
             if config.locust_users:
-                _locust(s, out_prefix.with_name(f"{out_prefix.name}_locust_{rows}"))
-            info["load_at_end"] = [round(x, 2) for x in os.getloadavg()]
-            info["dead_targets"] = s.dead
+                for ep in endpoints:
+                    if ep.target == "service":
+                        _locust(s, ep, out_prefix)
+            for info in infos[-len(group):]:
+                info.update(load_at_start=load_start,
+                            load_at_end=[round(x, 2) for x in os.getloadavg()],
+                            dead_endpoints=s.dead)
     finally:
-        for url in urls.values():
-            if data.owned:
+        for (_, rows), url in urls.items():
+            if data[rows].owned:  # never a database we were given
                 ds.remove(url)
-        if data.owned:
-            ds.remove(data.url)
+        for d in data.values():
+            if d.owned:
+                ds.remove(d.url)
 
 
 def next_run_path(out: Path) -> Path:
@@ -304,11 +349,11 @@ def run(config: Config, log: Log = print) -> tuple[dict[str, Any], Path]:
     if config.database_url:
         parts = urlsplit(config.database_url)
         doc["config"]["database_url"] = f"{parts.scheme}://{parts.hostname or ''}{parts.path}"
+    # Our own SQLite copies can all be served at once; a given database holds one table.
+    groups = [config.rows] if config.database_url is None else [(r,) for r in config.rows]
     try:
-        for rows in config.rows:
-            info: dict[str, Any] = {"rows": rows}
-            doc["sessions"].append(info)
-            run_rows(config, rows, work_dir, prefix, log, doc["records"], info)
+        for group in groups:
+            run_group(config, group, work_dir, prefix, log, doc["records"], doc["sessions"])
     except BaseException as exc:
         # Keep what was measured; the error says why the rest is missing.
         doc["error"] = f"{type(exc).__name__}: {exc}"[:4000]
