@@ -16,7 +16,9 @@ def _ints(text: str) -> tuple[int, ...]:
     try:
         values = tuple(int(v.replace("_", "")) for v in text.split(",") if v.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of integers"
+        ) from None
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: give positive integers")
     return values
@@ -27,8 +29,9 @@ def _names(known: Sequence[str]) -> Callable[[str], tuple[str, ...]]:
         names = tuple(n.strip() for n in text.split(",") if n.strip())
         unknown = [n for n in names if n not in known]
         if unknown or not names:
-            raise argparse.ArgumentTypeError(f"unknown {unknown or text!r}; "
-                                             f"choose from {', '.join(known)}")
+            raise argparse.ArgumentTypeError(
+                f"unknown {unknown or text!r}; choose from {', '.join(known)}"
+            )
         return names
 
     return parse
@@ -38,31 +41,61 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks",
         description="Start the service (and baselines) on 127.0.0.1, seed it, and measure "
-                    "each scenario with wrk. Results: benchmarks/results/run_<n>.{json,md,png}.",
+        "each scenario with wrk. Results: benchmarks/results/run_<n>.{json,md,png}.",
     )
-    p.add_argument("--scenarios", type=_names(list(SCENARIOS)), default=tuple(SCENARIOS),
-                   help=f"comma-separated, in this order by default: {', '.join(SCENARIOS)}")
-    p.add_argument("--concurrency", type=_ints, default=(64,),
-                   help="open connections, a list (default 64)")
+    p.add_argument(
+        "--scenarios",
+        type=_names(list(SCENARIOS)),
+        default=tuple(SCENARIOS),
+        help=f"comma-separated, in this order by default: {', '.join(SCENARIOS)}",
+    )
+    p.add_argument(
+        "--concurrency", type=_ints, default=(64,), help="open connections, a list (default 64)"
+    )
     p.add_argument("--duration", type=float, default=10.0, help="seconds per run (default 10)")
-    p.add_argument("--warmup", type=float, default=2.0,
-                   help="seconds of warm-up per scenario and target (default 2; 0: none)")
+    p.add_argument(
+        "--warmup",
+        type=float,
+        default=2.0,
+        help="seconds of warm-up per scenario and target (default 2; 0: none)",
+    )
     p.add_argument("--workers", type=int, default=1, help="server worker processes (default 1)")
     p.add_argument("--threads", type=int, default=1, help="wrk threads (default 1)")
-    p.add_argument("--rows", type=_ints, default=(10_000,),
-                   help="seeded rows, a list: 10000,1000000 is the scale run (default 10000)")
-    p.add_argument("--rounds", type=int, default=1,
-                   help="runs per scenario and target, targets interleaved A B A B (default 1)")
-    p.add_argument("--targets", type=_names(list(TARGETS)), default=("service", "ceiling"),
-                   help=f"servers to measure, from {', '.join(TARGETS)} (default "
-                        "service,ceiling)")
-    p.add_argument("--database-url",
-                   help="run on this database (its book table is REPLACED by the seed); "
-                        "default: a fresh SQLite file per target under benchmarks/results/tmp/")
-    p.add_argument("--open-loop", action="store_true",
-                   help="also run each scenario at 50%% and 80%% of its measured maximum rate")
-    p.add_argument("--locust", type=int, default=0, metavar="USERS",
-                   help="also run benchmarks/locustfile.py headless with USERS users")
+    p.add_argument(
+        "--rows",
+        type=_ints,
+        default=(10_000,),
+        help="seeded rows, a list: 10000,1000000 is the scale run (default 10000)",
+    )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="runs per scenario and target, targets interleaved A B A B (default 1)",
+    )
+    p.add_argument(
+        "--targets",
+        type=_names(list(TARGETS)),
+        default=("service", "ceiling"),
+        help=f"servers to measure, from {', '.join(TARGETS)} (default service,ceiling)",
+    )
+    p.add_argument(
+        "--database-url",
+        help="run on this database (its book table is REPLACED by the seed); "
+        "default: a fresh SQLite file per target under benchmarks/results/tmp/",
+    )
+    p.add_argument(
+        "--open-loop",
+        action="store_true",
+        help="also run each scenario at 50%% and 80%% of its measured maximum rate",
+    )
+    p.add_argument(
+        "--locust",
+        type=int,
+        default=0,
+        metavar="USERS",
+        help="also run benchmarks/locustfile.py headless with USERS users",
+    )
     p.add_argument("--seed", type=int, default=1, help="seed of the rows and the requests")
     p.add_argument("--out", type=Path, default=RESULTS_DIR, help="results folder")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
@@ -72,14 +105,25 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if loadgen.wrk_path() is None:
-        print("benchmarks: wrk is not installed (Debian: apt-get install wrk)",  # noqa: T201
-              file=sys.stderr)
+        print(  # noqa: T201
+            "benchmarks: wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr
+        )
         return 2
     config = Config(
-        scenarios=args.scenarios, concurrency=args.concurrency, duration=args.duration,
-        workers=args.workers, rows=args.rows, targets=args.targets, rounds=args.rounds,
-        threads=args.threads, warmup=args.warmup, database_url=args.database_url,
-        open_loop=args.open_loop, locust_users=args.locust, seed=args.seed, out=args.out,
+        scenarios=args.scenarios,
+        concurrency=args.concurrency,
+        duration=args.duration,
+        workers=args.workers,
+        rows=args.rows,
+        targets=args.targets,
+        rounds=args.rounds,
+        threads=args.threads,
+        warmup=args.warmup,
+        database_url=args.database_url,
+        open_loop=args.open_loop,
+        locust_users=args.locust,
+        seed=args.seed,
+        out=args.out,
         plots=not args.no_plots,
     )
     try:

@@ -42,11 +42,18 @@ class Dataset:
 def main_py(args: list[str], database_url: str, timeout: float = 600) -> str:
     """Run ``python main.py ARGS`` on ``database_url``; its stdout."""
     env = {**os.environ, "DATABASE_URL": database_url}
-    done = subprocess.run([sys.executable, "main.py", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(
+        [sys.executable, "main.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if done.returncode != 0:
-        raise RuntimeError(f"main.py {' '.join(args)} failed ({done.returncode}):\n"
-                           f"{done.stderr.strip()[-3000:]}")
+        raise RuntimeError(
+            f"main.py {' '.join(args)} failed ({done.returncode}):\n{done.stderr.strip()[-3000:]}"
+        )
     return done.stdout
 
 
@@ -94,8 +101,9 @@ def remove(url: str | None) -> None:
         _remove_sqlite(Path(path))
 
 
-def deep_cursors(base_url: str, rows: int, depths: tuple[float, ...] = CURSOR_DEPTHS,
-                 timeout: float = 300) -> tuple[str, ...]:
+def deep_cursors(
+    base_url: str, rows: int, depths: tuple[float, ...] = CURSOR_DEPTHS, timeout: float = 300
+) -> tuple[str, ...]:
     """Cursors from the ``next`` links met while walking the list from its first page,
     at each of ``depths`` (fractions of the table). Only the public API is used."""
     limit = max(1, min(100, rows // 8))

@@ -52,13 +52,26 @@ def run_wrk(run: WrkRun, env: Mapping[str, str]) -> dict[str, Any]:
         raise LoadError("wrk is not installed (Debian: apt-get install wrk)")
     threads = max(1, min(run.threads, run.connections))
     command = [
-        wrk, "-t", str(threads), "-c", str(run.connections), "-d", f"{run.duration:g}s",
-        "--timeout", f"{run.timeout_s:g}s", "-s", str(run.script), run.url,
+        wrk,
+        "-t",
+        str(threads),
+        "-c",
+        str(run.connections),
+        "-d",
+        f"{run.duration:g}s",
+        "--timeout",
+        f"{run.timeout_s:g}s",
+        "-s",
+        str(run.script),
+        run.url,
     ]
     cpu0 = children_cpu()
     try:
         done = subprocess.run(
-            command, env={**os.environ, **env}, capture_output=True, text=True,
+            command,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
             timeout=run.duration + run.timeout_s + 30,
         )
     except subprocess.TimeoutExpired as exc:
@@ -66,9 +79,10 @@ def run_wrk(run: WrkRun, env: Mapping[str, str]) -> dict[str, Any]:
     cpu = children_cpu() - cpu0
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith(MARKER)), None)
     if done.returncode != 0 or line is None:
-        raise LoadError(f"wrk failed ({done.returncode}): {done.stderr.strip()[-2000:]}\n"
-                        f"{done.stdout[-2000:]}")
-    raw = json.loads(line[len(MARKER):])
+        raise LoadError(
+            f"wrk failed ({done.returncode}): {done.stderr.strip()[-2000:]}\n{done.stdout[-2000:]}"
+        )
+    raw = json.loads(line[len(MARKER) :])
     seconds = raw["duration_us"] / 1e6
     errors = raw["errors"]
     latency = {k: (v / 1000 if v is not None else None) for k, v in raw["latency_us"].items()}

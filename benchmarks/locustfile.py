@@ -34,10 +34,13 @@ WRITE_HEADERS = {"Authorization": f"Token {TOKEN}", "Content-Type": "application
 
 def _book() -> dict[str, str]:
     n = random.randrange(1_000_000)
-    return {"title": f"Locust Book {n}", "author": f"Locust Author {n % 97}",
-            "published_date": f"{random.randrange(1950, 2025)}-{random.randrange(1, 13):02d}-"
-                              f"{random.randrange(1, 29):02d}",
-            "price": f"{random.randrange(1, 999)}.{random.randrange(100):02d}"}
+    return {
+        "title": f"Locust Book {n}",
+        "author": f"Locust Author {n % 97}",
+        "published_date": f"{random.randrange(1950, 2025)}-{random.randrange(1, 13):02d}-"
+        f"{random.randrange(1, 29):02d}",
+        "price": f"{random.randrange(1, 999)}.{random.randrange(100):02d}",
+    }
 
 
 class Reader(FastHttpUser):
@@ -91,14 +94,17 @@ class Editor(Reader):
         if read.status_code != 200 or not tag:
             return
         body: dict[str, Any] = {"price": f"{random.randrange(1, 999)}.{random.randrange(100):02d}"}
-        with self.client.patch(f"/books/{book_id}/", json=body, name="PATCH /books/{id}/",
-                               headers={**WRITE_HEADERS, "If-Match": tag},
-                               catch_response=True) as response:
+        with self.client.patch(
+            f"/books/{book_id}/",
+            json=body,
+            name="PATCH /books/{id}/",
+            headers={**WRITE_HEADERS, "If-Match": tag},
+            catch_response=True,
+        ) as response:
             if response.status_code == 412:  # another editor won the race: a fair answer
                 response.success()
 
     @task(2)
     def add_book(self) -> None:
         if TOKEN:
-            self.client.post("/books/", json=_book(), headers=WRITE_HEADERS,
-                             name="POST /books/")
+            self.client.post("/books/", json=_book(), headers=WRITE_HEADERS, name="POST /books/")

@@ -36,8 +36,7 @@ def _mem_gib() -> float | None:
 
 def _git(*args: str) -> str:
     try:
-        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
-                              timeout=10)
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return ""
     return done.stdout.strip()
@@ -48,8 +47,11 @@ def _wrk_version() -> str:
         done = subprocess.run(["wrk", "--version"], capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.TimeoutExpired):
         return "not installed"
-    return (done.stdout + done.stderr).splitlines()[0].split(" Copyright")[0] if (
-        done.stdout + done.stderr) else "unknown"
+    return (
+        (done.stdout + done.stderr).splitlines()[0].split(" Copyright")[0]
+        if (done.stdout + done.stderr)
+        else "unknown"
+    )
 
 
 def _version(dist: str) -> str | None:
@@ -68,8 +70,21 @@ def describe() -> dict[str, Any]:
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
         "wrk": _wrk_version(),
-        "packages": {d: _version(d) for d in ("sanic", "tortoise-orm", "aiosqlite", "asyncpg",
-                                               "orjson", "uvloop", "locust", "matplotlib")},
-        "git": {"commit": _git("rev-parse", "HEAD"),
-                "dirty": bool(_git("status", "--porcelain", "--untracked-files=no"))},
+        "packages": {
+            d: _version(d)
+            for d in (
+                "sanic",
+                "tortoise-orm",
+                "aiosqlite",
+                "asyncpg",
+                "orjson",
+                "uvloop",
+                "locust",
+                "matplotlib",
+            )
+        },
+        "git": {
+            "commit": _git("rev-parse", "HEAD"),
+            "dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        },
     }

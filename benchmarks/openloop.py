@@ -47,7 +47,10 @@ class Stats:
 
 
 async def _exchange(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, req: Request, host: str,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    req: Request,
+    host: str,
 ) -> tuple[int, dict[str, str]]:
     head = [f"{req.method} {req.path} HTTP/1.1", f"Host: {host}"]
     head += [f"{k}: {v}" for k, v in req.headers.items()]
@@ -69,8 +72,11 @@ async def _exchange(
 
 
 async def _worker(
-    queue: asyncio.Queue[tuple[float, Request] | None], host: str, port: int,
-    stats: Stats, ctx: Context,
+    queue: asyncio.Queue[tuple[float, Request] | None],
+    host: str,
+    port: int,
+    stats: Stats,
+    ctx: Context,
     conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | tuple[None, None],
 ) -> None:
     reader: asyncio.StreamReader | None
@@ -107,7 +113,12 @@ async def _worker(
 
 
 async def run(
-    url: str, scenario: str, rate: float, duration: float, connections: int, ctx: Context,
+    url: str,
+    scenario: str,
+    rate: float,
+    duration: float,
+    connections: int,
+    ctx: Context,
     seed: int = 1,
 ) -> dict[str, Any]:
     spec = CEILING_SCENARIO if scenario == CEILING_SCENARIO.name else SCENARIOS[scenario]
@@ -122,8 +133,9 @@ async def run(
         return_exceptions=True,
     )
     workers = [
-        asyncio.create_task(_worker(queue, host, port, stats, ctx,
-                                    c if isinstance(c, tuple) else (None, None)))
+        asyncio.create_task(
+            _worker(queue, host, port, stats, ctx, c if isinstance(c, tuple) else (None, None))
+        )
         for c in opened
     ]
     total = int(rate * duration)
@@ -160,8 +172,7 @@ async def run(
         "rps": round(answered / duration, 1),
         "latency_ms": {
             name: round(1000 * v, 3) if (v := percentile(lat, p)) is not None else None
-            for name, p in (("p50", 50), ("p90", 90), ("p99", 99), ("p99.9", 99.9),
-                            ("max", 100))
+            for name, p in (("p50", 50), ("p90", 90), ("p99", 99), ("p99.9", 99.9), ("max", 100))
         },
         "non_2xx": answered - ok,
         "conflicts": conflicts,
@@ -171,8 +182,11 @@ async def run(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.openloop", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.openloop",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--url", required=True)
     parser.add_argument("--scenario", required=True)
     parser.add_argument("--rate", type=float, required=True, help="requests per second")

@@ -11,11 +11,12 @@ matplotlib.use("Agg")  # files only, no display
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-          "#7f7f7f"]
+COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
 # One hue per target, lighter to darker with concurrency.
-SHADES = {"service": ["#9ecae1", "#4292c6", "#08519c", "#08306b"],
-          "raw": ["#fdae6b", "#f16913", "#d94801", "#7f2704"]}
+SHADES = {
+    "service": ["#9ecae1", "#4292c6", "#08519c", "#08306b"],
+    "raw": ["#fdae6b", "#f16913", "#d94801", "#7f2704"],
+}
 
 
 def _short(value: float) -> str:
@@ -51,16 +52,18 @@ def _series(closed: list[dict[str, Any]], rows: int) -> tuple[list[str], list[tu
     return scenarios, sorted(series, key=lambda s: (s[0] != "service", s[0], s[1]))
 
 
-def _bars(doc: dict[str, Any], prefix: Path, metric: str, ylabel: str, title: str,
-          log: bool) -> Path:
+def _bars(
+    doc: dict[str, Any], prefix: Path, metric: str, ylabel: str, title: str, log: bool
+) -> Path:
     summary = doc["summary"]
     closed = summary["closed"]
     sizes = sorted({r["rows"] for r in closed})
     fig, axes = plt.subplots(len(sizes), 1, figsize=(13, 4.2 * len(sizes)), squeeze=False)
     for ax, rows in zip(axes[:, 0], sizes, strict=True):
         scenarios, series = _series(closed, rows)
-        index = {(r["scenario"], r["target"], r["concurrency"]): r for r in closed
-                 if r["rows"] == rows}
+        index = {
+            (r["scenario"], r["target"], r["concurrency"]): r for r in closed if r["rows"] == rows
+        }
         width = 0.8 / max(1, len(series))
         concs = sorted({c for _, c in series})
         for i, (target, conc) in enumerate(series):
@@ -70,19 +73,35 @@ def _bars(doc: dict[str, Any], prefix: Path, metric: str, ylabel: str, title: st
                 if rec and rec[metric] is not None:
                     xs.append(j - 0.4 + width * (i + 0.5))
                     ys.append(rec[metric])
-            bars = ax.bar(xs, ys, width, label=f"{target}, c={conc}",
-                          color=_color(target, conc, concs, i),
-                          hatch="//" if target != "service" else None, edgecolor="white")
-            ax.bar_label(bars, labels=[_short(y) for y in ys], fontsize=7, padding=1,
-                         rotation=90 if len(series) > 2 else 0)
+            bars = ax.bar(
+                xs,
+                ys,
+                width,
+                label=f"{target}, c={conc}",
+                color=_color(target, conc, concs, i),
+                hatch="//" if target != "service" else None,
+                edgecolor="white",
+            )
+            ax.bar_label(
+                bars,
+                labels=[_short(y) for y in ys],
+                fontsize=7,
+                padding=1,
+                rotation=90 if len(series) > 2 else 0,
+            )
         for k, c in enumerate(summary["ceiling"]):
             value = c["rps"] if metric == "rps" else c["p99_ms"]
             if value:
-                ax.axhline(value, color="black", linestyle="--" if k == 0 else ":",
-                           linewidth=1, label=f"ceiling, c={c['concurrency']}: {value:,.0f}"
-                           if metric == "rps" else f"ceiling p99, c={c['concurrency']}")
-        ax.set_xticks(range(len(scenarios)), [_tick(n) for n in scenarios], rotation=20,
-                      ha="right")
+                ax.axhline(
+                    value,
+                    color="black",
+                    linestyle="--" if k == 0 else ":",
+                    linewidth=1,
+                    label=f"ceiling, c={c['concurrency']}: {value:,.0f}"
+                    if metric == "rps"
+                    else f"ceiling p99, c={c['concurrency']}",
+                )
+        ax.set_xticks(range(len(scenarios)), [_tick(n) for n in scenarios], rotation=20, ha="right")
         ax.set_ylabel(ylabel)
         ax.set_title(f"{title} — {rows:,} rows, {doc['config']['workers']} worker(s)")
         if log:
@@ -113,8 +132,7 @@ def _scale(doc: dict[str, Any], prefix: Path) -> Path | None:
         xs = range(len(names))
         for offset, key, rows, color in ((-0.2, a, small, COLORS[0]), (0.2, b, large, COLORS[3])):
             vals = [s[key] or 0 for s in scale]
-            bars = ax.bar([x + offset for x in xs], vals, 0.4, label=f"{rows:,} rows",
-                          color=color)
+            bars = ax.bar([x + offset for x in xs], vals, 0.4, label=f"{rows:,} rows", color=color)
             ax.bar_label(bars, labels=[_short(v) for v in vals], fontsize=7, padding=1)
         ax.set_xticks(list(xs), [_tick(n) for n in names], rotation=20, ha="right")
         ax.set_ylabel(label)
@@ -136,8 +154,7 @@ def draw(doc: dict[str, Any], prefix: Path) -> list[Path]:
         return []
     paths = [
         _bars(doc, prefix, "rps", "requests/s", "Throughput (closed loop)", log=False),
-        _bars(doc, prefix, "p99", "p99 latency, ms (log)", "p99 latency (closed loop)",
-              log=True),
+        _bars(doc, prefix, "p99", "p99 latency, ms (log)", "p99 latency (closed loop)", log=True),
     ]
     scale = _scale(doc, prefix)
     return paths + ([scale] if scale else [])

@@ -106,68 +106,126 @@ def _error_rate(result: dict[str, Any]) -> float:
     return errors / max(1, result["requests"] + socket)
 
 
-def _record(s: Session, ep: Endpoint, scenario: Scenario, mode: str, **extra: Any
-            ) -> dict[str, Any]:
+def _record(
+    s: Session, ep: Endpoint, scenario: Scenario, mode: str, **extra: Any
+) -> dict[str, Any]:
     # The machine's 1-minute load average: other work on it shows here.
-    return {"target": ep.target, "scenario": scenario.name, "rows": ep.rows, "mode": mode,
-            "workers": s.config.workers, "load1": round(os.getloadavg()[0], 2), **extra}
+    return {
+        "target": ep.target,
+        "scenario": scenario.name,
+        "rows": ep.rows,
+        "mode": mode,
+        "workers": s.config.workers,
+        "load1": round(os.getloadavg()[0], 2),
+        **extra,
+    }
 
 
 def _label(ep: Endpoint) -> str:
     return f"{ep.target:<8} {'' if ep.rows is None else f'{ep.rows:,}':>9}"
 
 
-def closed_run(s: Session, ep: Endpoint, scenario: Scenario, connections: int, *,
-               duration: float, round_: int, phase: str = "measure") -> dict[str, Any]:
-    run = loadgen.WrkRun(ep.server.url, scenario.script_path, connections, s.config.threads,
-                         duration)
+def closed_run(
+    s: Session,
+    ep: Endpoint,
+    scenario: Scenario,
+    connections: int,
+    *,
+    duration: float,
+    round_: int,
+    phase: str = "measure",
+) -> dict[str, Any]:
+    run = loadgen.WrkRun(
+        ep.server.url, scenario.script_path, connections, s.config.threads, duration
+    )
     env = {**ep.ctx.wrk_env(), "BENCH_SEED": str(s.config.seed + round_)}
     with Monitor(ep.server) as monitor:
         result = loadgen.run_wrk(run, env)
     assert monitor.usage is not None
     rate = _error_rate(result)
-    rec = _record(s, ep, scenario, "closed", concurrency=connections, round=round_,
-                  phase=phase, duration_s=duration, threads=run.threads, **result,
-                  error_rate=round(rate, 6), valid=rate <= s.config.error_threshold,
-                  server=monitor.usage.as_dict())
+    rec = _record(
+        s,
+        ep,
+        scenario,
+        "closed",
+        concurrency=connections,
+        round=round_,
+        phase=phase,
+        duration_s=duration,
+        threads=run.threads,
+        **result,
+        error_rate=round(rate, 6),
+        valid=rate <= s.config.error_threshold,
+        server=monitor.usage.as_dict(),
+    )
     if phase == "measure":
         s.records.append(rec)
         flag = "" if rec["valid"] else f"  DISCARDED: {rate:.2%} errors"
-        s.log(f"  {_label(ep)} {scenario.name:<14} c={connections:<4} r{round_} "
-              f"{rec['rps']:>9.1f} req/s  p99 {rec['latency_ms']['p99']:>8.2f} ms  "
-              f"cpu {rec['server']['cpu_pct']:>5.1f}%{flag}")
+        s.log(
+            f"  {_label(ep)} {scenario.name:<14} c={connections:<4} r{round_} "
+            f"{rec['rps']:>9.1f} req/s  p99 {rec['latency_ms']['p99']:>8.2f} ms  "
+            f"cpu {rec['server']['cpu_pct']:>5.1f}%{flag}"
+        )
     return rec
 
 
-def open_run(s: Session, ep: Endpoint, scenario: Scenario, rate: float, fraction: float,
-             connections: int) -> dict[str, Any]:
+def open_run(
+    s: Session, ep: Endpoint, scenario: Scenario, rate: float, fraction: float, connections: int
+) -> dict[str, Any]:
     ctx_file = s.work_dir / f"ctx-{ep.server.port}.json"
     ctx_file.write_text(context_json(ep.ctx))
-    command = [sys.executable, "-m", "benchmarks.openloop", "--url", ep.server.url,
-               "--scenario", scenario.name, "--rate", f"{rate:.1f}", "--duration",
-               f"{s.config.duration:g}", "--connections", str(connections),
-               "--context", str(ctx_file), "--seed", str(s.config.seed)]
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.openloop",
+        "--url",
+        ep.server.url,
+        "--scenario",
+        scenario.name,
+        "--rate",
+        f"{rate:.1f}",
+        "--duration",
+        f"{s.config.duration:g}",
+        "--connections",
+        str(connections),
+        "--context",
+        str(ctx_file),
+        "--seed",
+        str(s.config.seed),
+    ]
     cpu0 = loadgen.children_cpu()
     with Monitor(ep.server) as monitor:
-        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
-                              timeout=2 * s.config.duration + 60)
+        done = subprocess.run(
+            command, cwd=ROOT, capture_output=True, text=True, timeout=2 * s.config.duration + 60
+        )
     generator_cpu = loadgen.children_cpu() - cpu0
     ctx_file.unlink(missing_ok=True)
     if done.returncode != 0:
         raise loadgen.LoadError(f"open-loop generator failed: {done.stderr[-2000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert monitor.usage is not None
-    err = (_error_rate(result) if result["requests"] else 1.0)
+    err = _error_rate(result) if result["requests"] else 1.0
     dropped = result["dropped"] / max(1, result["scheduled"])
-    rec = _record(s, ep, scenario, "open", concurrency=connections, fraction=fraction,
-                  duration_s=s.config.duration, **result, error_rate=round(err, 6),
-                  valid=err <= s.config.error_threshold and dropped <= s.config.error_threshold,
-                  server=monitor.usage.as_dict(),
-                  loadgen_cpu_pct=round(100 * generator_cpu / monitor.usage.wall_seconds, 1))
+    rec = _record(
+        s,
+        ep,
+        scenario,
+        "open",
+        concurrency=connections,
+        fraction=fraction,
+        duration_s=s.config.duration,
+        **result,
+        error_rate=round(err, 6),
+        valid=err <= s.config.error_threshold and dropped <= s.config.error_threshold,
+        server=monitor.usage.as_dict(),
+        loadgen_cpu_pct=round(100 * generator_cpu / monitor.usage.wall_seconds, 1),
+    )
     s.records.append(rec)
-    s.log(f"  {_label(ep)} {scenario.name:<14} open {fraction:.0%} of max = {rate:>8.1f}/s: "
-          f"p50 {rec['latency_ms']['p50']} ms  p99 {rec['latency_ms']['p99']} ms"
-          + ("" if rec["valid"] else "  DISCARDED"))
+    s.log(
+        f"  {_label(ep)} {scenario.name:<14} open {fraction:.0%} of max = {rate:>8.1f}/s: "
+        f"p50 {rec['latency_ms']['p50']} ms  p99 {rec['latency_ms']['p99']} ms"
+        + ("" if rec["valid"] else "  DISCARDED")
+    )
     return rec
 
 
@@ -178,8 +236,7 @@ def _guarded(s: Session, ep: Endpoint, job: Callable[[], Any]) -> Any:
     except loadgen.LoadError as exc:
         if ep.server.process.poll() is None:
             raise
-        why = (f"exited with {ep.server.process.returncode} ({exc}); log:\n"
-               f"{ep.server.log_tail(40)}")
+        why = f"exited with {ep.server.process.returncode} ({exc}); log:\n{ep.server.log_tail(40)}"
         s.dead[ep.key] = why
         s.log(f"  {ep.key} stopped answering and is skipped from now on: {why}")
         return None
@@ -201,8 +258,15 @@ def _endpoints_for(s: Session, scenario: Scenario) -> list[Endpoint]:
 
 def _open_loop(s: Session, ep: Endpoint, scenario: Scenario) -> None:
     cfg = s.config
-    ok = [r for r in s.records if r["target"] == ep.target and r["rows"] == ep.rows
-          and r["mode"] == "closed" and r["scenario"] == scenario.name and r["valid"]]
+    ok = [
+        r
+        for r in s.records
+        if r["target"] == ep.target
+        and r["rows"] == ep.rows
+        and r["mode"] == "closed"
+        and r["scenario"] == scenario.name
+        and r["valid"]
+    ]
     if not ok:
         return
     # The maximum: the median over rounds at the concurrency that did best, not the
@@ -212,24 +276,45 @@ def _open_loop(s: Session, ep: Endpoint, scenario: Scenario) -> None:
         by_conc.setdefault(r["concurrency"], []).append(r["rps"])
     top = max(statistics.median(v) for v in by_conc.values())
     for fraction in cfg.open_loop_fractions:
-        rec = _guarded(s, ep, partial(open_run, s, ep, scenario, top * fraction, fraction,
-                                      max(cfg.concurrency)))
+        rec = _guarded(
+            s,
+            ep,
+            partial(open_run, s, ep, scenario, top * fraction, fraction, max(cfg.concurrency)),
+        )
         if rec:
             rec["max_rps"] = round(top, 1)
 
 
-def _scenario(s: Session, scenario: Scenario, phase_label: str | None = None,
-              *, warmup: bool = True) -> None:
+def _scenario(
+    s: Session, scenario: Scenario, phase_label: str | None = None, *, warmup: bool = True
+) -> None:
     cfg = s.config
     if warmup and cfg.warmup > 0:
         for ep in _endpoints_for(s, scenario):
-            _guarded(s, ep, partial(closed_run, s, ep, scenario, cfg.concurrency[0],
-                                    duration=cfg.warmup, round_=0, phase="warmup"))
+            _guarded(
+                s,
+                ep,
+                partial(
+                    closed_run,
+                    s,
+                    ep,
+                    scenario,
+                    cfg.concurrency[0],
+                    duration=cfg.warmup,
+                    round_=0,
+                    phase="warmup",
+                ),
+            )
     for conc in cfg.concurrency:
         for round_ in range(cfg.rounds):
             for ep in _endpoints_for(s, scenario):
-                rec = _guarded(s, ep, partial(closed_run, s, ep, scenario, conc,
-                                              duration=cfg.duration, round_=round_))
+                rec = _guarded(
+                    s,
+                    ep,
+                    partial(
+                        closed_run, s, ep, scenario, conc, duration=cfg.duration, round_=round_
+                    ),
+                )
                 if rec and phase_label:
                     rec["ceiling_phase"] = phase_label
     if cfg.open_loop and scenario.name != CEILING_SCENARIO.name:
@@ -240,14 +325,28 @@ def _scenario(s: Session, scenario: Scenario, phase_label: str | None = None,
 def _locust(s: Session, ep: Endpoint, out_prefix: Path) -> None:
     from benchmarks import locust_run
 
-    s.records.append(locust_run.run(
-        ep.server.url, ep.ctx, users=s.config.locust_users, duration=s.config.duration,
-        csv_prefix=out_prefix.with_name(f"{out_prefix.name}_locust_{ep.rows}"),
-        rows=ep.rows or 0, log=s.log))
+    s.records.append(
+        locust_run.run(
+            ep.server.url,
+            ep.ctx,
+            users=s.config.locust_users,
+            duration=s.config.duration,
+            csv_prefix=out_prefix.with_name(f"{out_prefix.name}_locust_{ep.rows}"),
+            rows=ep.rows or 0,
+            log=s.log,
+        )
+    )
 
 
-def run_group(config: Config, group: tuple[int, ...], work_dir: Path, out_prefix: Path,
-              log: Log, records: list[dict[str, Any]], infos: list[dict[str, Any]]) -> None:
+def run_group(
+    config: Config,
+    group: tuple[int, ...],
+    work_dir: Path,
+    out_prefix: Path,
+    log: Log,
+    records: list[dict[str, Any]],
+    infos: list[dict[str, Any]],
+) -> None:
     """Seed every row count of ``group``, serve them all side by side, run everything.
 
     Records and facts go into ``records`` and ``infos`` as they come, so an error halfway
@@ -260,8 +359,9 @@ def run_group(config: Config, group: tuple[int, ...], work_dir: Path, out_prefix
             info: dict[str, Any] = {"rows": rows}
             infos.append(info)
             log(f"rows={rows:,}: seeding")
-            data[rows] = ds.prepare(rows, seed=config.seed, database_url=config.database_url,
-                                    work_dir=work_dir)
+            data[rows] = ds.prepare(
+                rows, seed=config.seed, database_url=config.database_url, work_dir=work_dir
+            )
             info["seed_seconds"] = round(data[rows].seed_seconds, 1)
             log(f"rows={rows:,}: seeded in {data[rows].seed_seconds:.1f} s")
             if not data[rows].url.startswith("sqlite://"):
@@ -275,22 +375,29 @@ def run_group(config: Config, group: tuple[int, ...], work_dir: Path, out_prefix
         with contextlib.ExitStack() as stack:
             endpoints: list[Endpoint] = []
             for t in targets:
-                for rows in (group if t.needs_database else (None,)):
+                for rows in group if t.needs_database else (None,):
                     db_url = urls[(t.name, rows)] if rows is not None else None
                     tag = t.name if rows is None else f"{t.name}-{rows}"
-                    server = stack.enter_context(running(
-                        t, workers=config.workers, database_url=db_url,
-                        log_dir=work_dir / "logs",
-                        extra_env={"PROMETHEUS_MULTIPROC_DIR": str(work_dir / f"metrics-{tag}")},
-                    ))
+                    server = stack.enter_context(
+                        running(
+                            t,
+                            workers=config.workers,
+                            database_url=db_url,
+                            log_dir=work_dir / "logs",
+                            extra_env={
+                                "PROMETHEUS_MULTIPROC_DIR": str(work_dir / f"metrics-{tag}")
+                            },
+                        )
+                    )
                     d = data[rows if rows is not None else group[0]]
                     ctx = Context(rows=d.rows, token=d.token, authors=d.authors, terms=d.terms)
                     endpoints.append(Endpoint(t.name, rows, server, ctx))
             # Rows first: each table's targets take their turns next to each other.
             endpoints.sort(key=lambda e: (e.rows or 0, config.targets.index(e.target)))
-            for info in infos[-len(group):]:
-                service = next(e for e in endpoints
-                               if e.target == "service" and e.rows == info["rows"])
+            for info in infos[-len(group) :]:
+                service = next(
+                    e for e in endpoints if e.target == "service" and e.rows == info["rows"]
+                )
                 started = time.perf_counter()
                 cursors = ds.deep_cursors(service.server.url, info["rows"])
                 info["cursor_walk_seconds"] = round(time.perf_counter() - started, 1)
@@ -310,10 +417,12 @@ def run_group(config: Config, group: tuple[int, ...], work_dir: Path, out_prefix
                 for ep in endpoints:
                     if ep.target == "service":
                         _locust(s, ep, out_prefix)
-            for info in infos[-len(group):]:
-                info.update(load_at_start=load_start,
-                            load_at_end=[round(x, 2) for x in os.getloadavg()],
-                            dead_endpoints=s.dead)
+            for info in infos[-len(group) :]:
+                info.update(
+                    load_at_start=load_start,
+                    load_at_end=[round(x, 2) for x in os.getloadavg()],
+                    dead_endpoints=s.dead,
+                )
     finally:
         for (_, rows), url in urls.items():
             if data[rows].owned:  # never a database we were given
@@ -325,8 +434,9 @@ def run_group(config: Config, group: tuple[int, ...], work_dir: Path, out_prefix
 
 def next_run_path(out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
-    numbers = [int(p.stem.split("_")[1]) for p in out.glob("run_*.json")
-               if p.stem.split("_")[1].isdigit()]
+    numbers = [
+        int(p.stem.split("_")[1]) for p in out.glob("run_*.json") if p.stem.split("_")[1].isdigit()
+    ]
     return out / f"run_{max(numbers, default=0) + 1}"
 
 
@@ -336,11 +446,11 @@ def run(config: Config, log: Log = print) -> tuple[dict[str, Any], Path]:
 
     config.check()
     prefix = next_run_path(config.out)
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
     work_dir = config.work_root / f"{prefix.name}-{stamp}"
     doc: dict[str, Any] = {
         "run": prefix.name,
-        "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": machine.describe(),
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
         "sessions": [],
@@ -359,7 +469,7 @@ def run(config: Config, log: Log = print) -> tuple[dict[str, Any], Path]:
         doc["error"] = f"{type(exc).__name__}: {exc}"[:4000]
         raise
     finally:
-        doc["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        doc["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         # Databases go; the servers' logs stay (gitignored) for a post-mortem.
         for path in work_dir.glob("*"):
             if path.is_dir() and path.name != "logs":

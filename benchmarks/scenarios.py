@@ -64,7 +64,7 @@ def _book(rng: random.Random) -> dict[str, str]:
         "title": f"Benchmark Book {n}",
         "author": f"Load Tester {n % 997}",
         "published_date": f"{rng.randrange(1950, 2025)}-{rng.randrange(1, 13):02d}-"
-                          f"{rng.randrange(1, 29):02d}",
+        f"{rng.randrange(1, 29):02d}",
         "price": f"{rng.randrange(1, 999)}.{rng.randrange(100):02d}",
     }
 
@@ -136,28 +136,66 @@ SCENARIOS: Final = {
     s.name: s
     for s in (
         Scenario("detail", "GET /books/{id}/, a random seeded id", "detail.lua", _detail),
-        Scenario("list_first", "GET /books/?limit=20: first page with count", "list_first.lua",
-                 _static("/books/?limit=20")),
-        Scenario("list_filtered", "GET /books/?author=A: exact author, with count",
-                 "list_filtered.lua", _filtered),
-        Scenario("list_by_price", "GET /books/?ordering=price&limit=20, with count",
-                 "list_by_price.lua", _static("/books/?ordering=price&limit=20")),
-        Scenario("search", "GET /books/?search=T: substring of title or author, with count",
-                 "search.lua", _search),
-        Scenario("cursor_deep", "GET /books/?limit=20&cursor=C: a cursor from a next link "
-                 "25-75% deep", "cursor_deep.lua", _cursor),
-        Scenario("mixed", "90% detail, 10% PATCH with If-Match from an earlier read",
-                 "mixed.lua", _mixed, writes=True, expected_conflicts=(412,)),
-        Scenario("patch", "PATCH /books/{id}/ {price}, a random seeded id", "patch.lua",
-                 _patch, writes=True),
+        Scenario(
+            "list_first",
+            "GET /books/?limit=20: first page with count",
+            "list_first.lua",
+            _static("/books/?limit=20"),
+        ),
+        Scenario(
+            "list_filtered",
+            "GET /books/?author=A: exact author, with count",
+            "list_filtered.lua",
+            _filtered,
+        ),
+        Scenario(
+            "list_by_price",
+            "GET /books/?ordering=price&limit=20, with count",
+            "list_by_price.lua",
+            _static("/books/?ordering=price&limit=20"),
+        ),
+        Scenario(
+            "search",
+            "GET /books/?search=T: substring of title or author, with count",
+            "search.lua",
+            _search,
+        ),
+        Scenario(
+            "cursor_deep",
+            "GET /books/?limit=20&cursor=C: a cursor from a next link 25-75% deep",
+            "cursor_deep.lua",
+            _cursor,
+        ),
+        Scenario(
+            "mixed",
+            "90% detail, 10% PATCH with If-Match from an earlier read",
+            "mixed.lua",
+            _mixed,
+            writes=True,
+            expected_conflicts=(412,),
+        ),
+        Scenario(
+            "patch",
+            "PATCH /books/{id}/ {price}, a random seeded id",
+            "patch.lua",
+            _patch,
+            writes=True,
+        ),
         Scenario("create", "POST /books/, one book", "create.lua", _create, writes=True),
-        Scenario("bulk_create", "POST /books/, an array of 100 books", "bulk_create.lua", _bulk,
-                 writes=True),
+        Scenario(
+            "bulk_create",
+            "POST /books/, an array of 100 books",
+            "bulk_create.lua",
+            _bulk,
+            writes=True,
+        ),
     )
 }
 # What the ceiling answers: the request shape of "detail", against a constant body.
 CEILING_SCENARIO: Final = Scenario(
-    "ceiling", "GET /books/{id}/ on the bare Sanic app: a constant JSON body", "detail.lua",
+    "ceiling",
+    "GET /books/{id}/ on the bare Sanic app: a constant JSON body",
+    "detail.lua",
     _detail,
 )
 
@@ -176,12 +214,25 @@ class Target:
 
 
 SERVICE: Final = Target("service", ("main.py", "serve"), "/readyz", None)
-CEILING: Final = Target("ceiling", ("-m", "benchmarks.baselines.ceiling"), "/",
-                        ("ceiling",), needs_database=False)
+CEILING: Final = Target(
+    "ceiling", ("-m", "benchmarks.baselines.ceiling"), "/", ("ceiling",), needs_database=False
+)
 RAW: Final = Target(
-    "raw", ("-m", "benchmarks.baselines.raw"), "/books/1/",
-    ("detail", "list_first", "list_filtered", "list_by_price", "search", "cursor_deep",
-     "mixed", "patch", "create", "bulk_create"),
+    "raw",
+    ("-m", "benchmarks.baselines.raw"),
+    "/books/1/",
+    (
+        "detail",
+        "list_first",
+        "list_filtered",
+        "list_by_price",
+        "search",
+        "cursor_deep",
+        "mixed",
+        "patch",
+        "create",
+        "bulk_create",
+    ),
     sqlite_only=True,
 )
 TARGETS: Final = {t.name: t for t in (SERVICE, RAW, CEILING)}

@@ -61,21 +61,38 @@ class Server:
 
 
 def start(
-    target: Target, *, workers: int, database_url: str | None, log_dir: Path,
+    target: Target,
+    *,
+    workers: int,
+    database_url: str | None,
+    log_dir: Path,
     extra_env: Mapping[str, str] | None = None,
 ) -> Server:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
-    env.update({"HOST": HOST, "PORT": str(port), "WORKERS": str(workers),
-                "ACCESS_LOG": "false", "LOG_LEVEL": "WARNING", **(extra_env or {})})
+    env.update(
+        {
+            "HOST": HOST,
+            "PORT": str(port),
+            "WORKERS": str(workers),
+            "ACCESS_LOG": "false",
+            "LOG_LEVEL": "WARNING",
+            **(extra_env or {}),
+        }
+    )
     if database_url:
         env["DATABASE_URL"] = database_url
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{target.name}-{port}.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, *target.command], cwd=ROOT, env=env, stdout=log,
-            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            [sys.executable, *target.command],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
     return Server(target, process, port, log_path)
 
@@ -93,14 +110,17 @@ def wait_ready(server: Server, timeout: float = 60.0) -> None:
     url = server.url + server.target.ready_path
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            raise RuntimeError(f"{server.target.name} exited early "
-                               f"({server.process.returncode}):\n{server.log_tail()}")
+            raise RuntimeError(
+                f"{server.target.name} exited early "
+                f"({server.process.returncode}):\n{server.log_tail()}"
+            )
         with contextlib.suppress(OSError):
             if http_get(url, timeout=2.0)[0] == 200:
                 return
         time.sleep(0.1)
-    raise RuntimeError(f"{server.target.name} not ready after {timeout:.0f} s:\n"
-                       f"{server.log_tail()}")
+    raise RuntimeError(
+        f"{server.target.name} not ready after {timeout:.0f} s:\n{server.log_tail()}"
+    )
 
 
 def stop(server: Server, timeout: float = 15.0) -> None:
@@ -122,11 +142,17 @@ def stop(server: Server, timeout: float = 15.0) -> None:
 
 @contextlib.contextmanager
 def running(
-    target: Target, *, workers: int, database_url: str | None, log_dir: Path,
-    extra_env: Mapping[str, str] | None = None, ready_timeout: float = 60.0,
+    target: Target,
+    *,
+    workers: int,
+    database_url: str | None,
+    log_dir: Path,
+    extra_env: Mapping[str, str] | None = None,
+    ready_timeout: float = 60.0,
 ) -> Iterator[Server]:
-    server = start(target, workers=workers, database_url=database_url, log_dir=log_dir,
-                   extra_env=extra_env)
+    server = start(
+        target, workers=workers, database_url=database_url, log_dir=log_dir, extra_env=extra_env
+    )
     try:
         wait_ready(server, ready_timeout)
         yield server
@@ -146,7 +172,8 @@ class Usage:
         return {
             "cpu_s": round(self.cpu_seconds, 3),
             "cpu_pct": round(100 * self.cpu_seconds / self.wall_seconds, 1)
-            if self.wall_seconds else 0.0,
+            if self.wall_seconds
+            else 0.0,
             "peak_rss_mb": round(self.peak_rss_mb, 1),
             "peak_process_rss_mb": round(self.peak_process_rss_mb, 1),
             "processes": self.processes,

@@ -17,8 +17,10 @@ from sanic.response import HTTPResponse
 from sanic.worker.loader import AppLoader
 
 # The size and shape of a detail answer of the service.
-BODY: Final = (b'{"id":4711,"title":"The Silent River","author":"Ada Okafor",'
-               b'"published_date":"1987-06-05","price":"12.50"}')
+BODY: Final = (
+    b'{"id":4711,"title":"The Silent River","author":"Ada Okafor",'
+    b'"published_date":"1987-06-05","price":"12.50"}'
+)
 
 
 async def constant(request: Request, path: str = "") -> HTTPResponse:
@@ -28,8 +30,14 @@ async def constant(request: Request, path: str = "") -> HTTPResponse:
 def create_app() -> Sanic:
     app = Sanic("bookshelf_ceiling")
     # The service's connection settings (api.settings.Settings defaults).
-    app.config.update({"ACCESS_LOG": False, "KEEP_ALIVE_TIMEOUT": 5.0,
-                       "REQUEST_TIMEOUT": 30.0, "RESPONSE_TIMEOUT": 30.0})
+    app.config.update(
+        {
+            "ACCESS_LOG": False,
+            "KEEP_ALIVE_TIMEOUT": 5.0,
+            "REQUEST_TIMEOUT": 30.0,
+            "RESPONSE_TIMEOUT": 30.0,
+        }
+    )
     app.add_route(constant, "/", methods=["GET"], name="root")
     app.add_route(constant, "/<path:path>", methods=["GET"], name="any")
     return app

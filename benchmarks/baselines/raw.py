@@ -32,24 +32,40 @@ from sanic.response import HTTPResponse
 from sanic.worker.loader import AppLoader
 
 COLS: Final = "id, title, author, published_date, price_cents, version"
-PRAGMAS: Final = ("journal_mode=WAL", "journal_size_limit=16384", "foreign_keys=ON",
-                  "busy_timeout=30000", "synchronous=NORMAL", "cache_size=-16000",
-                  "temp_store=MEMORY")  # the service's (db.SQLITE_PRAGMAS + Tortoise's)
+PRAGMAS: Final = (
+    "journal_mode=WAL",
+    "journal_size_limit=16384",
+    "foreign_keys=ON",
+    "busy_timeout=30000",
+    "synchronous=NORMAL",
+    "cache_size=-16000",
+    "temp_store=MEMORY",
+)  # the service's (db.SQLITE_PRAGMAS + Tortoise's)
 ORDERINGS: Final = {"id": (("id", False),), "price": (("price_cents", False), ("id", False))}
 NOT_FOUND: Final = b'{"detail":"Not found."}'
-COLUMN: Final = {"title": "title", "author": "author", "published_date": "published_date",
-                 "price": "price_cents"}
+COLUMN: Final = {
+    "title": "title",
+    "author": "author",
+    "published_date": "published_date",
+    "price": "price_cents",
+}
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> HTTPResponse:
-    return HTTPResponse(orjson.dumps(body), status=status, headers=headers,
-                        content_type="application/json")
+    return HTTPResponse(
+        orjson.dumps(body), status=status, headers=headers, content_type="application/json"
+    )
 
 
 def _book(row: tuple[Any, ...]) -> dict[str, Any]:
     cents = row[4]
-    return {"id": row[0], "title": row[1], "author": row[2], "published_date": row[3],
-            "price": f"{cents // 100}.{cents % 100:02d}"}
+    return {
+        "id": row[0],
+        "title": row[1],
+        "author": row[2],
+        "published_date": row[3],
+        "price": f"{cents // 100}.{cents % 100:02d}",
+    }
 
 
 def _tag(row: tuple[Any, ...]) -> str:
@@ -72,7 +88,8 @@ def _decode(raw: str) -> dict[str, Any]:
 
 async def detail(request: Request, book_id: int) -> HTTPResponse:
     rows = await request.app.ctx.db.execute_fetchall(
-        f"SELECT {COLS} FROM book WHERE id = ?", (book_id,))
+        f"SELECT {COLS} FROM book WHERE id = ?", (book_id,)
+    )
     if not rows:
         return HTTPResponse(NOT_FOUND, status=404, content_type="application/json")
     return _json(_book(rows[0]), headers={"ETag": _tag(rows[0])})
@@ -80,8 +97,9 @@ async def detail(request: Request, book_id: int) -> HTTPResponse:
 
 async def patch(request: Request, book_id: int) -> HTTPResponse:
     data = orjson.loads(request.body)
-    changes = {COLUMN[k]: (_cents(v) if k == "price" else v) for k, v in data.items()
-               if k in COLUMN}
+    changes = {
+        COLUMN[k]: (_cents(v) if k == "price" else v) for k, v in data.items() if k in COLUMN
+    }
     sets = ", ".join([f"{c} = ?" for c in changes] + ["version = version + 1"])
     values = [*changes.values(), book_id]
     check = ""
@@ -91,7 +109,8 @@ async def patch(request: Request, book_id: int) -> HTTPResponse:
         values.append(int(if_match.strip('"').rpartition("-")[2]))
     db = request.app.ctx.db
     rows = await db.execute_fetchall(
-        f"UPDATE book SET {sets} WHERE id = ?{check} RETURNING {COLS}", values)
+        f"UPDATE book SET {sets} WHERE id = ?{check} RETURNING {COLS}", values
+    )
     if not rows:
         exists = await db.execute_fetchall("SELECT 1 FROM book WHERE id = ?", (book_id,))
         if not exists:
@@ -105,12 +124,13 @@ async def create(request: Request) -> HTTPResponse:
     items = data if isinstance(data, list) else [data]
     values: list[Any] = []
     for item in items:
-        values += [item["title"], item["author"], item["published_date"],
-                   _cents(item["price"])]
+        values += [item["title"], item["author"], item["published_date"], _cents(item["price"])]
     placeholders = ", ".join(["(?, ?, ?, ?, 1)"] * len(items))
     rows = await request.app.ctx.db.execute_fetchall(
         "INSERT INTO book (title, author, published_date, price_cents, version) "
-        f"VALUES {placeholders} RETURNING {COLS}", values)
+        f"VALUES {placeholders} RETURNING {COLS}",
+        values,
+    )
     rows = sorted(rows, key=lambda r: r[0])
     if isinstance(data, list):
         return _json([_book(r) for r in rows], status=201)
@@ -162,15 +182,19 @@ async def book_list(request: Request) -> HTTPResponse:
             page_values += [position[0], position[0], position[1]]
     elif filtered:
         where = " AND ".join(clauses)
-        count = (await db.execute_fetchall(
-            f"SELECT count(*) FROM book WHERE {where}", values))[0][0]
+        count = (await db.execute_fetchall(f"SELECT count(*) FROM book WHERE {where}", values))[0][
+            0
+        ]
     else:
         count = (await db.execute_fetchall("SELECT n FROM book_count WHERE id = 1"))[0][0]
     direction = "DESC" if backwards else "ASC"
     order = ", ".join(f"{col} {direction}" for col, _ in ordering)
     where = f" WHERE {' AND '.join(page_clauses)}" if page_clauses else ""
-    rows = list(await db.execute_fetchall(
-        f"SELECT {COLS} FROM book{where} ORDER BY {order} LIMIT ?", [*page_values, limit + 1]))
+    rows = list(
+        await db.execute_fetchall(
+            f"SELECT {COLS} FROM book{where} ORDER BY {order} LIMIT ?", [*page_values, limit + 1]
+        )
+    )
     more = len(rows) > limit
     rows = rows[:limit]
     if backwards:
@@ -192,8 +216,14 @@ async def book_list(request: Request) -> HTTPResponse:
 
 def create_app() -> Sanic:
     app = Sanic("bookshelf_raw")
-    app.config.update({"ACCESS_LOG": False, "KEEP_ALIVE_TIMEOUT": 5.0,
-                       "REQUEST_TIMEOUT": 30.0, "RESPONSE_TIMEOUT": 30.0})
+    app.config.update(
+        {
+            "ACCESS_LOG": False,
+            "KEEP_ALIVE_TIMEOUT": 5.0,
+            "REQUEST_TIMEOUT": 30.0,
+            "RESPONSE_TIMEOUT": 30.0,
+        }
+    )
     path = os.environ.get("DATABASE_URL", "sqlite://./data/bookshelf.sqlite3")
     path = path.removeprefix("sqlite://").split("?", 1)[0]
 
@@ -210,18 +240,25 @@ def create_app() -> Sanic:
 
     app.add_route(book_list, "/books", methods=["GET"], strict_slashes=False, name="list")
     app.add_route(create, "/books", methods=["POST"], strict_slashes=False, name="create")
-    app.add_route(detail, "/books/<book_id:int>", methods=["GET"], strict_slashes=False,
-                  name="detail")
-    app.add_route(patch, "/books/<book_id:int>", methods=["PATCH"], strict_slashes=False,
-                  name="patch")
+    app.add_route(
+        detail, "/books/<book_id:int>", methods=["GET"], strict_slashes=False, name="detail"
+    )
+    app.add_route(
+        patch, "/books/<book_id:int>", methods=["PATCH"], strict_slashes=False, name="patch"
+    )
     return app
 
 
 def main() -> None:
     loader = AppLoader(factory=create_app)
     app = loader.load()
-    app.prepare(host=os.environ.get("HOST", "127.0.0.1"), port=int(os.environ.get("PORT", "8002")),
-                workers=int(os.environ.get("WORKERS", "1")), access_log=False, motd=False)
+    app.prepare(
+        host=os.environ.get("HOST", "127.0.0.1"),
+        port=int(os.environ.get("PORT", "8002")),
+        workers=int(os.environ.get("WORKERS", "1")),
+        access_log=False,
+        motd=False,
+    )
     Sanic.serve(primary=app, app_loader=loader)
 
 
