@@ -76,7 +76,7 @@ def start(
             "PORT": str(port),
             "WORKERS": str(workers),
             "ACCESS_LOG": "false",
-            "LOG_LEVEL": "WARNING",
+            "LOG_LEVEL": "INFO",  # start-up and shutdown lines only: stop() reads them
             **(extra_env or {}),
         }
     )
@@ -123,15 +123,34 @@ def wait_ready(server: Server, timeout: float = 60.0) -> None:
     )
 
 
+def _workers_done(server: Server) -> bool:
+    """Every worker that said it was ready has said it is complete (Sanic's INFO lines)."""
+    log = server.log_path.read_text(errors="replace") if server.log_path.exists() else ""
+    ready = log.count("Worker ready")
+    return ready > 0 and log.count("Worker complete") >= ready
+
+
 def stop(server: Server, timeout: float = 15.0) -> None:
     """SIGTERM the server's main process (Sanic stops its workers); SIGKILL whatever of
-    its tree is left after ``timeout``. psutil checks each pid is still the same process."""
+    its tree is left after ``timeout``. psutil checks each pid is still the same process.
+
+    Sanic 25.12's worker manager ignores a SIGTERM that arrives before it has seen every
+    worker's start-up acknowledgement, which can come a second after the first answer:
+    the workers stop, the manager never does. So once the workers are gone, the main
+    process gets two seconds, not ``timeout``.
+    """
     tree = server.processes()
     if server.process.poll() is None:
         server.process.send_signal(signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            server.process.wait(timeout)
-    _, alive = psutil.wait_procs(tree, timeout=2)
+        deadline = time.monotonic() + timeout
+        workers_gone_at: float | None = None
+        while server.process.poll() is None and time.monotonic() < deadline:
+            if workers_gone_at is None and _workers_done(server):
+                workers_gone_at = time.monotonic()
+            if workers_gone_at is not None and time.monotonic() - workers_gone_at > 2.0:
+                break
+            time.sleep(0.1)
+    _, alive = psutil.wait_procs(tree, timeout=0.5)
     for proc in alive:
         with contextlib.suppress(psutil.Error):
             proc.kill()
