@@ -26,6 +26,7 @@ from typing import Any, Final
 
 from sanic import Request
 
+from api.auth import token_from_header
 from api.errors import Throttled
 from api.settings import RateLimit
 from db import tokens
@@ -164,19 +165,17 @@ class RateLimiter:
         self._known: dict[str, float] = {}
 
     async def client_key(self, request: Request) -> str:
-        header = request.headers.get("authorization")
-        if header:
-            parts = header.split()
-            if len(parts) == 2 and parts[0].lower() in ("token", "bearer") and len(parts[1]) <= 256:
-                digest = tokens.hash_key(parts[1])
-                now = time.monotonic()
-                # Only *who* is asking is cached here, never whether a write is allowed:
-                # authentication itself always asks the database.
-                if self._known.get(digest, 0.0) > now or await tokens.is_active(parts[1]):
-                    if len(self._known) > 10_000:
-                        self._known.clear()
-                    self._known[digest] = now + KNOWN_TOKEN_SECONDS
-                    return f"t:{digest}"
+        key = token_from_header(request.headers.get("authorization"))
+        if key is not None:
+            digest = tokens.hash_key(key)
+            now = time.monotonic()
+            # Only *who* is asking is cached here, never whether a write is allowed:
+            # authentication itself always asks the database.
+            if self._known.get(digest, 0.0) > now or await tokens.is_active(key):
+                if len(self._known) > 10_000:
+                    self._known.clear()
+                self._known[digest] = now + KNOWN_TOKEN_SECONDS
+                return f"t:{digest}"
         return f"ip:{request.remote_addr or request.ip}"
 
     async def check(self, request: Request) -> None:

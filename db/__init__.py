@@ -146,18 +146,14 @@ async def migrate(url: str) -> None:
     # A small pool: migrations run one statement at a time.
     config = build_config(url, pool_min=1, pool_max=2)
     if dialect(url) == "sqlite":
-        async with _sqlite_migration_lock(sqlite_path(url) or ""):
-            try:
-                await tortoise_migrate(config=config)
-            finally:
-                await Tortoise.close_connections()
+        lock = _sqlite_migration_lock(sqlite_path(url) or "")
     else:
-        credentials = config["connections"]["default"]["credentials"]
-        async with _postgres_migration_lock(credentials):
-            try:
-                await tortoise_migrate(config=config)
-            finally:
-                await Tortoise.close_connections()
+        lock = _postgres_migration_lock(config["connections"]["default"]["credentials"])
+    async with lock:
+        try:
+            await tortoise_migrate(config=config)
+        finally:
+            await Tortoise.close_connections()
 
 
 async def init_db(url: str, *, run_migrations: bool = True, **pool: int) -> None:
