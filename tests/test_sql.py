@@ -1,0 +1,93 @@
+"""``db.sql.fetch`` beside Tortoise's transactions.
+
+On SQLite a statement skips Tortoise's connection lock when nobody holds it (the lock
+serialised every statement, issue 9). These tests pin down that a statement never ends up
+inside another task's transaction: it waits for that transaction instead, whether the
+transaction commits or rolls back. On PostgreSQL every statement has a pool connection of
+its own; the same tests hold there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator
+
+import pytest
+from tortoise.transactions import in_transaction
+
+from db import close_db, init_db, sql
+
+INSERT = (
+    "INSERT INTO book (title, author, published_date, price_cents, version) "
+    "VALUES (?, 'A', ?, 100, 1) RETURNING id"
+)
+
+DAY = dt.date(2020, 1, 1)
+
+
+class Rollback(Exception):
+    pass
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[None]:
+    await init_db(database_url, run_migrations=True)
+    try:
+        yield
+    finally:
+        await close_db()
+
+
+async def _titles() -> list[str]:
+    rows = await sql.fetch("SELECT title FROM book ORDER BY id")
+    return [row["title"] for row in rows]
+
+
+async def _insert(title: str) -> None:
+    await sql.fetch(INSERT, [title, sql.date_param(DAY)])
+
+
+async def _beside_transaction(*, commit: bool) -> None:
+    """Task T opens a transaction and writes; while it is open, another task writes."""
+    in_tx = asyncio.Event()
+    release = asyncio.Event()
+
+    async def transaction() -> None:
+        try:
+            async with in_transaction("default") as conn:
+                values = ["in transaction", sql.date_param(DAY)]
+                if sql.is_postgres():
+                    await conn.execute_query_dict(sql._numbered(INSERT), values)
+                else:
+                    await conn.execute_query(INSERT, values)
+                in_tx.set()
+                await release.wait()
+                if not commit:
+                    raise Rollback
+        except Rollback:
+            pass
+
+    task = asyncio.create_task(transaction())
+    await in_tx.wait()
+    outside = asyncio.create_task(_insert("outside"))
+    await asyncio.sleep(0.05)  # the outside write is queued while the transaction is open
+    release.set()
+    await asyncio.gather(task, outside)
+
+
+async def test_a_statement_is_not_rolled_back_with_another_tasks_transaction(db: None) -> None:
+    await _beside_transaction(commit=False)
+    assert await _titles() == ["outside"]
+
+
+async def test_a_statement_beside_a_committed_transaction(db: None) -> None:
+    await _beside_transaction(commit=True)
+    assert sorted(await _titles()) == ["in transaction", "outside"]
+
+
+async def test_concurrent_statements_all_answer(db: None) -> None:
+    await asyncio.gather(*(_insert(f"book {i}") for i in range(50)))
+    counts = await asyncio.gather(*(sql.fetch("SELECT count(*) AS n FROM book") for _ in range(50)))
+    assert {int(rows[0]["n"]) for rows in counts} == {50}
+    assert sorted(await _titles()) == sorted(f"book {i}" for i in range(50))
