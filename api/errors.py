@@ -21,6 +21,7 @@ other exception is an opaque 500 carrying the request id, logged once with its t
 from __future__ import annotations
 
 import logging
+import random
 import uuid
 from typing import Any, ClassVar, Final
 
@@ -125,24 +126,33 @@ class ServiceUnavailable(APIError):
 METHOD_ORDER: Final = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 
 
-def request_id(request: Request) -> str:
-    """The client's X-Request-ID exactly as sent, else the id made for this request.
+def new_request_id() -> str:
+    """A random UUID (version 4) for a request that brought no id of its own.
 
-    Sanic's ``request.id`` casts a client's id to a UUID or an int, so ``007`` came back
-    as ``7`` and an upper-case UUID in lower case: the contract says echoed. Kept on
-    ``request.ctx`` so every reader (error body, header, logs) gives the same value.
+    From ``random``, not ``uuid.uuid4()``: ``os.urandom`` is a system call that releases
+    the GIL, which aiosqlite's thread then takes, so every request paid a thread switch
+    for its id (issue 9). ``random`` is seeded from the OS in every process (Sanic spawns
+    its workers; ``random`` also reseeds after a fork). A request id is a label, not a
+    secret.
     """
-    rid = getattr(request.ctx, "request_id", None)
+    return str(uuid.UUID(int=random.getrandbits(128), version=4))
+
+
+def request_id(request: Request) -> str:
+    """The client's X-Request-ID exactly as sent, else an id made for this request.
+
+    Not Sanic's ``request.id``, which casts a client's id to a UUID or an int (``007``
+    came back as ``7``, an upper-case UUID in lower case: the contract says echoed) and
+    makes its own with ``uuid.uuid4()`` (see ``new_request_id``). Kept on ``request.ctx``
+    so every reader (error body, header, logs) gives the same value.
+    """
+    ctx = request.ctx
+    rid = getattr(ctx, "request_id", None)
     if rid is None:
         header = request.app.config.get("REQUEST_ID_HEADER", "X-Request-ID")
         raw = request.headers.getone(header, None)
-        if raw is not None and raw.strip():
-            rid = raw.strip()
-        elif raw is None and request.id:
-            rid = str(request.id)  # the UUID Sanic made
-        else:
-            rid = str(uuid.uuid4())  # a blank header: Sanic's request.id would be blank
-        request.ctx.request_id = rid
+        rid = raw.strip() if raw is not None and raw.strip() else new_request_id()
+        ctx.request_id = rid
     return rid
 
 

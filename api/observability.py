@@ -12,6 +12,7 @@ Route labels are route templates (``/books/<id>``), never raw paths.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -74,12 +75,15 @@ def log_config(level: str) -> dict[str, Any]:
     }
 
 
+@functools.lru_cache(maxsize=256)
+def _label(route_path: str) -> str:
+    path = "/" + route_path if not route_path.startswith("/") else route_path
+    return path.replace("<book_id:int>", "<id>").rstrip("/") or "/"
+
+
 def route_label(request: Request) -> str:
     route = request.route
-    if route is None:
-        return UNMATCHED
-    path = "/" + route.path if not route.path.startswith("/") else route.path
-    return path.replace("<book_id:int>", "<id>").rstrip("/") or "/"
+    return UNMATCHED if route is None else _label(route.path)
 
 
 class Metrics:
