@@ -11,11 +11,12 @@ from sanic.response import HTTPResponse, empty, json
 from sanic.views import HTTPMethodView
 
 from api import pagination
-from api.auth import authenticate_write
+from api.auth import write_input
 from api.errors import allow_header
 from api.filters import parse_fields
 from api.serializers import etag, parse_body, to_json, to_values, validate_book, validate_bulk
 from db import books as db_books
+from db.books import BookValues
 
 LIST_METHODS: Final = ("GET", "POST", "HEAD", "OPTIONS")
 DETAIL_METHODS: Final = ("GET", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
@@ -71,6 +72,14 @@ def _none_match(request: Request, tag: str) -> bool:
     return any(t.strip().removeprefix("W/") == tag for t in header.split(","))
 
 
+def _creations(request: Request) -> tuple[bool, list[BookValues]]:
+    """The books a POST creates, and whether it sent a list of them (bulk)."""
+    data = parse_body(request.content_type, request.body)
+    if isinstance(data, list):
+        return True, validate_bulk(data)
+    return False, [to_values(validate_book(data))]
+
+
 class BookList(HTTPMethodView):
     async def get(self, request: Request) -> HTTPResponse:
         req = pagination.parse(request.args)
@@ -87,13 +96,11 @@ class BookList(HTTPMethodView):
         return await self.get(request)
 
     async def post(self, request: Request) -> HTTPResponse:
-        await authenticate_write(request)
-        data = parse_body(request.content_type, request.body)
-        if isinstance(data, list):
-            rows = await db_books.create_books(validate_bulk(data))
+        token, (bulk, items) = await write_input(request, lambda: _creations(request))
+        rows = await db_books.create_books(items, token=token)
+        if bulk:
             return json([to_json(row) for row in rows], status=201)
-        values = to_values(validate_book(data))
-        (row,) = await db_books.create_books([values])
+        (row,) = rows
         location = f"{base_url(request)}/books/{row['id']}/"
         return json(to_json(row), status=201, headers={"Location": location, "ETag": etag(row)})
 
@@ -113,10 +120,13 @@ class BookDetail(HTTPMethodView):
         return await self.get(request, book_id)
 
     async def _update(self, request: Request, book_id: int, *, partial: bool) -> HTTPResponse:
-        await authenticate_write(request)
-        data = parse_body(request.content_type, request.body)
-        changes = validate_book(data, partial=partial)  # a list is a parse error here
-        row = await db_books.update_book(book_id, changes, if_versions=_if_match(request, book_id))
+        token, changes = await write_input(
+            # A list is a parse error here.
+            request,
+            lambda: validate_book(parse_body(request.content_type, request.body), partial=partial),
+        )
+        versions = _if_match(request, book_id)
+        row = await db_books.update_book(book_id, changes, if_versions=versions, token=token)
         return json(to_json(row), headers={"ETag": etag(row)})
 
     async def put(self, request: Request, book_id: int) -> HTTPResponse:
@@ -126,8 +136,8 @@ class BookDetail(HTTPMethodView):
         return await self._update(request, book_id, partial=True)
 
     async def delete(self, request: Request, book_id: int) -> HTTPResponse:
-        await authenticate_write(request)
-        await db_books.delete_book(book_id, if_versions=_if_match(request, book_id))
+        token, _ = await write_input(request, lambda: None)
+        await db_books.delete_book(book_id, if_versions=_if_match(request, book_id), token=token)
         return empty(status=204)
 
     async def options(self, request: Request, book_id: int) -> HTTPResponse:

@@ -30,7 +30,12 @@ from sanic import exceptions as sanic_exc
 from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse, json
 
-from db.errors import DatabaseUnavailableError, NotFoundError, PreconditionFailedError
+from db.errors import (
+    DatabaseUnavailableError,
+    NotFoundError,
+    PreconditionFailedError,
+    TokenRejectedError,
+)
 
 log = logging.getLogger("bookshelf.error")
 
@@ -164,6 +169,9 @@ def allow_header(methods: Any) -> str:
 def _translate(request: Request | None, exc: Exception) -> tuple[int, Any, dict[str, str]]:
     if isinstance(exc, APIError):
         return exc.status_code, exc.body(), dict(exc.headers or {})
+    if isinstance(exc, TokenRejectedError):
+        failed = AuthenticationFailed()
+        return failed.status_code, failed.body(), dict(failed.headers or {})
     if isinstance(exc, NotFoundError):
         return 404, {"detail": NOT_FOUND}, {}
     if isinstance(exc, PreconditionFailedError):

@@ -1,8 +1,10 @@
 """Queries on books: a keyset/offset page with filters, one row, and writes.
 
-Every function is one statement (or two on a miss, to tell 404 from 412), so a write is
-atomic without an explicit transaction: the version check of a conditional write is in the
-``UPDATE``'s own ``WHERE``, which closes the race between checking a tag and writing.
+Every function is one statement (or two on a miss, to tell 401 from 404 from 412), so a
+write is atomic without an explicit transaction: the version check of a conditional write
+is in the ``UPDATE``'s own ``WHERE``, which closes the race between checking a tag and
+writing. A write given a token digest checks the token in that same ``WHERE``
+(``tokens.ACTIVE_TOKEN``): authenticating a write costs no statement of its own.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from db import sql
-from db.errors import NotFoundError, PreconditionFailedError
+from db import sql, tokens
+from db.errors import NotFoundError, PreconditionFailedError, TokenRejectedError
 
 COLUMNS: Final = "id, title, author, published_date, price_cents, version"
 # API field -> column. Values of these columns are what a keyset cursor carries.
@@ -168,25 +170,49 @@ class BookValues:
     price_cents: int
 
 
-async def create_books(items: Sequence[BookValues]) -> list[Row]:
-    """Insert all items in one statement: all of them are created, or none."""
+async def create_books(items: Sequence[BookValues], *, token: str | None = None) -> list[Row]:
+    """Insert all items in one statement: all of them are created, or none.
+
+    With ``token`` (a key's digest), only if that token is active, else TokenRejectedError.
+    """
     if not items:
         return []
-    placeholders = ", ".join(["(?, ?, ?, ?, 1)"] * len(items))
+    # PostgreSQL types the columns of a bare VALUES list from its values: say which.
+    row = "(?, ?, ?::date, ?::integer, 1)" if sql.is_postgres() else "(?, ?, ?, ?, 1)"
     values: list[Any] = []
     for item in items:
         values += [item.title, item.author, sql.date_param(item.published_date), item.price_cents]
-    rows = await sql.fetch(
-        "INSERT INTO book (title, author, published_date, price_cents, version) "
-        f"VALUES {placeholders} RETURNING {COLUMNS}",
-        values,
-    )
+    insert = "INSERT INTO book (title, author, published_date, price_cents, version)"
+    if token is None:
+        statement = f"{insert} VALUES {', '.join([row] * len(items))}"
+    else:
+        statement = (
+            f"{insert} SELECT * FROM (VALUES {', '.join([row] * len(items))}) AS v"
+            f" WHERE {tokens.ACTIVE_TOKEN}"
+        )
+        values.append(token)
+    rows = await sql.fetch(f"{statement} RETURNING {COLUMNS}", values)
+    if token is not None:
+        if not rows:
+            raise TokenRejectedError()
+        await tokens.touch(token)
     # Ids are assigned in VALUES order; RETURNING's own order is unspecified.
     return sorted(rows, key=lambda row: row["id"])
 
 
-async def _miss(book_id: int) -> None:
-    """Tell why a conditional write touched no row: 404, or 412 for a stale version."""
+async def _check_token(token: str | None) -> None:
+    if token is not None and not await tokens.digest_is_active(token):
+        raise TokenRejectedError()
+
+
+def _token_check(token: str | None) -> tuple[str, list[Any]]:
+    return ("", []) if token is None else (f" AND {tokens.ACTIVE_TOKEN}", [token])
+
+
+async def _miss(book_id: int, token: str | None) -> None:
+    """Tell why a write touched no row: 401 for a token no longer active, 404, or 412 for
+    a stale version."""
+    await _check_token(token)
     rows = await sql.fetch("SELECT version FROM book WHERE id = ?", [book_id])
     if not rows:
         raise NotFoundError(book_id)
@@ -200,33 +226,55 @@ def _version_check(if_versions: Sequence[int] | None) -> tuple[str, list[Any]]:
 
 
 async def update_book(
-    book_id: int, changes: dict[str, Any], *, if_versions: Sequence[int] | None
+    book_id: int,
+    changes: dict[str, Any],
+    *,
+    if_versions: Sequence[int] | None,
+    token: str | None = None,
 ) -> Row:
-    """Apply ``changes`` (column -> value) and bump the version, in one statement."""
+    """Apply ``changes`` (column -> value) and bump the version, in one statement.
+
+    With ``token`` (a key's digest), only if that token is active, else TokenRejectedError.
+    """
     if not 0 < book_id <= MAX_ID:
+        await _check_token(token)
         raise NotFoundError(book_id)
     if not changes:
+        await _check_token(token)
         row = await get_book(book_id)
         if if_versions is not None and row["version"] not in if_versions:
             raise PreconditionFailedError(book_id)
+        if token is not None:
+            await tokens.touch(token)
         return row
     sets = [f"{col} = ?" for col in changes] + ["version = version + 1"]
     values = [sql.date_param(v) if isinstance(v, dt.date) else v for v in changes.values()]
     check, check_values = _version_check(if_versions)
-    statement = f"UPDATE book SET {', '.join(sets)} WHERE id = ?{check}"
-    values += [book_id, *check_values]
+    guard, guard_values = _token_check(token)
+    statement = f"UPDATE book SET {', '.join(sets)} WHERE id = ?{check}{guard}"
+    values += [book_id, *check_values, *guard_values]
     rows = await sql.fetch(f"{statement} RETURNING {COLUMNS}", values)
     if not rows:
-        await _miss(book_id)
+        await _miss(book_id, token)
+    if token is not None:
+        await tokens.touch(token)
     return rows[0]
 
 
-async def delete_book(book_id: int, *, if_versions: Sequence[int] | None) -> None:
+async def delete_book(
+    book_id: int, *, if_versions: Sequence[int] | None, token: str | None = None
+) -> None:
+    """Delete the book, in one statement; ``token`` as for update_book."""
     if not 0 < book_id <= MAX_ID:
+        await _check_token(token)
         raise NotFoundError(book_id)
     check, check_values = _version_check(if_versions)
+    guard, guard_values = _token_check(token)
     rows = await sql.fetch(
-        f"DELETE FROM book WHERE id = ?{check} RETURNING id", [book_id, *check_values]
+        f"DELETE FROM book WHERE id = ?{check}{guard} RETURNING id",
+        [book_id, *check_values, *guard_values],
     )
     if not rows:
-        await _miss(book_id)
+        await _miss(book_id, token)
+    if token is not None:
+        await tokens.touch(token)

@@ -17,3 +17,7 @@ class PreconditionFailedError(DatabaseError):
 
 class DatabaseUnavailableError(DatabaseError):
     """The database cannot be reached."""
+
+
+class TokenRejectedError(DatabaseError):
+    """The write's token is unknown or revoked: nothing was written."""

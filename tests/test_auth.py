@@ -204,3 +204,45 @@ async def test_write_records_last_use(
     (after,) = await tokens.list_tokens()
     assert after.last_used_at is not None
     await client.get("/books/", headers=auth)  # reads do not touch the token table
+
+
+async def test_a_bad_token_is_401_whatever_the_write_would_have_met(
+    client: httpx.AsyncClient, auth: dict[str, str], book_data: dict[str, Any]
+) -> None:
+    """The token is checked inside the write's own statement; every way that statement can
+    touch no row (a missing or out-of-range book, a stale tag, an empty PATCH, a body that
+    fails validation) still answers 401 first for a token that is not active."""
+    created = await create(client, auth, book_data)
+    book = f"/books/{created['id']}/"
+    await tokens.revoke_token(name="tester")
+    stale = {**auth, "If-Match": '"999999-1"'}
+    for response in [
+        await client.patch("/books/999999/", json={"title": "X"}, headers=auth),
+        await client.patch(f"/books/{2**40}/", json={"title": "X"}, headers=auth),
+        await client.delete("/books/999999/", headers=auth),
+        await client.delete(f"/books/{2**40}/", headers=auth),
+        await client.patch(book, json={"title": "X"}, headers=stale),
+        await client.delete(book, headers=stale),
+        await client.patch(book, json={}, headers=auth),
+        await client.patch(book, json={"price": -1}, headers=auth),
+        await client.post("/books/", json={**book_data, "price": "x"}, headers=auth),
+        await client.post("/books/", json=[book_data, {}], headers=auth),
+        await client.post("/books/", content=b"{", headers=auth),
+    ]:
+        assert response.status_code == 401, (response.request.method, response.text)
+        assert response.json() == INVALID
+    await _assert_unchanged(client, created)
+
+
+async def test_a_valid_token_meets_the_usual_answers(
+    client: httpx.AsyncClient, auth: dict[str, str], book_data: dict[str, Any]
+) -> None:
+    created = await create(client, auth, book_data)
+    book = f"/books/{created['id']}/"
+    stale = {**auth, "If-Match": '"999999-1"'}
+    assert (await client.patch("/books/999999/", json={}, headers=auth)).status_code == 404
+    assert (await client.delete("/books/999999/", headers=auth)).status_code == 404
+    assert (await client.patch(book, json={"title": "X"}, headers=stale)).status_code == 412
+    assert (await client.patch(book, json={"price": -1}, headers=auth)).status_code == 400
+    assert (await client.patch(book, json={}, headers=auth)).status_code == 200
+    assert (await client.delete(book, headers=auth)).status_code == 204
