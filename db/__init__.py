@@ -170,6 +170,11 @@ async def init_db(url: str, *, run_migrations: bool = True, **pool: int) -> None
     from db import sql
 
     sql.configure(dialect(url))
+    # Open the connection (the pool) now, in the start-up listener. Tortoise opens it on
+    # the first statement, which was a request's: a client hanging up at that moment
+    # cancelled the opening halfway, and every later statement of that worker waited
+    # forever (tests/test_sql.py).
+    await sql.ping()
 
 
 _closing: dict[str, asyncio.Future[None]] = {}

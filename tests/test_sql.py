@@ -10,6 +10,7 @@ its own; the same tests hold there.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator
 
@@ -91,3 +92,25 @@ async def test_concurrent_statements_all_answer(db: None) -> None:
     counts = await asyncio.gather(*(sql.fetch("SELECT count(*) AS n FROM book") for _ in range(50)))
     assert {int(rows[0]["n"]) for rows in counts} == {50}
     assert sorted(await _titles()) == sorted(f"book {i}" for i in range(50))
+
+
+@pytest.mark.parametrize("steps", [0, 1, 2, 3, 5, 8])
+async def test_a_first_statement_cancelled_midway_does_not_wedge_the_database(
+    database_url: str, steps: int
+) -> None:
+    """A client that hangs up cancels its request's task. The very first statement of a
+    worker used to open Tortoise's connection: cancelled at the wrong moment, it left the
+    connection half made, and every later statement of that worker waited forever. The
+    connection is now opened by init_db, before any request can arrive."""
+    await init_db(database_url, run_migrations=True)
+    try:
+        first = asyncio.create_task(sql.fetch("SELECT 1 AS n"))
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        first.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await first
+        rows = await asyncio.wait_for(sql.fetch("SELECT 2 AS n"), timeout=10)
+        assert int(rows[0]["n"]) == 2
+    finally:
+        await close_db()
