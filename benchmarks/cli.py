@@ -96,6 +96,11 @@ def parser() -> argparse.ArgumentParser:
         metavar="USERS",
         help="also run benchmarks/locustfile.py headless with USERS users",
     )
+    p.add_argument(
+        "--pin",
+        action="store_true",
+        help="run the servers on the last CPU and wrk on the others (taskset; --workers 1)",
+    )
     p.add_argument("--seed", type=int, default=1, help="seed of the rows and the requests")
     p.add_argument("--out", type=Path, default=RESULTS_DIR, help="results folder")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
@@ -125,6 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
         out=args.out,
         plots=not args.no_plots,
+        pin=args.pin,
     )
     try:
         config.check()

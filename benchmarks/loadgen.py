@@ -37,6 +37,7 @@ class WrkRun:
     threads: int
     duration: float
     timeout_s: float = 10.0
+    cpus: str | None = None  # taskset's CPU list for wrk (--pin)
 
 
 def children_cpu() -> float:
@@ -52,6 +53,7 @@ def run_wrk(run: WrkRun, env: Mapping[str, str]) -> dict[str, Any]:
         raise LoadError("wrk is not installed (Debian: apt-get install wrk)")
     threads = max(1, min(run.threads, run.connections))
     command = [
+        *(["taskset", "-c", run.cpus] if run.cpus else []),
         wrk,
         "-t",
         str(threads),

@@ -57,8 +57,19 @@ class Config:
     error_threshold: float = 0.001  # a run with more errors than this share is discarded
     out: Path = RESULTS_DIR
     plots: bool = True
+    # --pin: the servers on the last CPU, wrk on the others (one worker on 2 cores).
+    pin: bool = False
     # Databases, server logs and scratch files (gitignored); logs are kept after a run.
     work_root: Path = RESULTS_DIR / "tmp"
+
+    def cpus(self) -> tuple[str | None, str | None]:
+        """taskset CPU lists for (servers, wrk): with --pin, the last CPU and the rest."""
+        if not self.pin:
+            return None, None
+        available = sorted(os.sched_getaffinity(0))
+        if len(available) < 2:
+            raise ValueError("--pin needs at least 2 CPUs")
+        return str(available[-1]), ",".join(map(str, available[:-1]))
 
     def check(self) -> None:
         unknown = [s for s in self.scenarios if s not in SCENARIOS]
@@ -71,6 +82,9 @@ class Config:
             raise ValueError("the service is always a target")
         if min(self.concurrency) < 1 or self.duration <= 0 or self.rounds < 1:
             raise ValueError("concurrency, duration and rounds must be positive")
+        if self.pin and self.workers != 1:
+            raise ValueError("--pin puts the server on one CPU: use it with --workers 1")
+        self.cpus()
 
 
 @dataclass
@@ -136,7 +150,12 @@ def closed_run(
     phase: str = "measure",
 ) -> dict[str, Any]:
     run = loadgen.WrkRun(
-        ep.server.url, scenario.script_path, connections, s.config.threads, duration
+        ep.server.url,
+        scenario.script_path,
+        connections,
+        s.config.threads,
+        duration,
+        cpus=s.config.cpus()[1],
     )
     env = {**ep.ctx.wrk_env(), "BENCH_SEED": str(s.config.seed + round_)}
     with Monitor(ep.server) as monitor:
@@ -387,6 +406,7 @@ def run_group(
                             extra_env={
                                 "PROMETHEUS_MULTIPROC_DIR": str(work_dir / f"metrics-{tag}")
                             },
+                            cpus=config.cpus()[0],
                         )
                     )
                     d = data[rows if rows is not None else group[0]]

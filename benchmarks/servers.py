@@ -31,6 +31,11 @@ HOST: Final = "127.0.0.1"
 _SCRUBBED: Final = ("RATE_LIMIT", "REDIS_URL", "ACCESS_LOG", "LOG_LEVEL", "CORS_ORIGINS")
 
 
+def pinned(cpus: str | None) -> list[str]:
+    """The ``taskset`` prefix that keeps a command (and its children) on ``cpus``."""
+    return ["taskset", "-c", cpus] if cpus else []
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
@@ -67,6 +72,7 @@ def start(
     database_url: str | None,
     log_dir: Path,
     extra_env: Mapping[str, str] | None = None,
+    cpus: str | None = None,
 ) -> Server:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
@@ -86,7 +92,7 @@ def start(
     log_path = log_dir / f"{target.name}-{port}.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, *target.command],
+            [*pinned(cpus), sys.executable, *target.command],
             cwd=ROOT,
             env=env,
             stdout=log,
@@ -168,9 +174,15 @@ def running(
     log_dir: Path,
     extra_env: Mapping[str, str] | None = None,
     ready_timeout: float = 60.0,
+    cpus: str | None = None,
 ) -> Iterator[Server]:
     server = start(
-        target, workers=workers, database_url=database_url, log_dir=log_dir, extra_env=extra_env
+        target,
+        workers=workers,
+        database_url=database_url,
+        log_dir=log_dir,
+        extra_env=extra_env,
+        cpus=cpus,
     )
     try:
         wait_ready(server, ready_timeout)

@@ -69,3 +69,21 @@ def test_one_second_run_writes_a_result_record(tmp_path: Path) -> None:
     assert {"cpu_pct", "peak_rss_mb", "peak_process_rss_mb"} <= set(record["server"])
     (row,) = [r for r in saved["summary"]["closed"] if r["scenario"] == "detail"]
     assert {"rps", "p99", "x_ceiling"} <= set(row)
+
+
+def test_pin_splits_the_cpus_between_the_servers_and_wrk() -> None:
+    import os
+
+    from benchmarks.runner import Config
+
+    assert Config().cpus() == (None, None)
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        with pytest.raises(ValueError, match="at least 2 CPUs"):
+            Config(pin=True).check()
+        return
+    server, wrk = Config(pin=True).cpus()
+    assert server == str(cpus[-1])
+    assert wrk is not None and str(cpus[-1]) not in wrk.split(",")
+    with pytest.raises(ValueError, match="--workers 1"):
+        Config(pin=True, workers=2).check()
