@@ -38,7 +38,7 @@ PRAGMAS: Final = (
     "foreign_keys=ON",
     "busy_timeout=30000",
     "synchronous=NORMAL",
-    "cache_size=-16000",
+    "cache_size=-8000",
     "temp_store=MEMORY",
 )  # the service's (db.SQLITE_PRAGMAS + Tortoise's)
 ORDERINGS: Final = {"id": (("id", False),), "price": (("price_cents", False), ("id", False))}
