@@ -40,12 +40,27 @@ RATE: Final = 250
 TOP: Final = 30
 
 
-def _worker(server: servers.Server) -> psutil.Process:
+def py_spy() -> str | None:
+    """py-spy from this Python's environment (a venv's bin is often not on PATH), else PATH."""
+    local = Path(sys.executable).parent / "py-spy"
+    return str(local) if local.exists() else shutil.which("py-spy")
+
+
+def _candidates(server: servers.Server) -> list[psutil.Process]:
+    """Processes spawned under the server: its worker, and the manager Sanic starts."""
     procs = server.processes()
-    workers = [p for p in procs[1:] if "spawn_main" in " ".join(p.cmdline())]
-    if not workers:
+    found = [p for p in procs[1:] if "spawn_main" in " ".join(p.cmdline())]
+    if not found:
         raise RuntimeError(f"no worker process found under pid {server.process.pid}")
-    return workers[0]
+    return found
+
+
+def _cpu(process: psutil.Process) -> float:
+    try:
+        times = process.cpu_times()
+    except psutil.NoSuchProcess:
+        return 0.0
+    return float(times.user + times.system)
 
 
 def _frame(frame: str) -> str:
@@ -97,7 +112,8 @@ def profile(
             terms=data.terms,
             cursors=cursors,
         )
-        worker = _worker(server)
+        candidates = _candidates(server)
+        before = {p.pid: _cpu(p) for p in candidates}
         run = WrkRun(server.url, WRK_DIR / spec.script, 64, 1, duration + warmup + 1)
         result: dict[str, Any] = {}
 
@@ -110,9 +126,18 @@ def profile(
         loader = threading.Thread(target=load)
         loader.start()
         threading.Event().wait(warmup)
+        # The worker is the process that worked during the warm-up.
+        worker = max(candidates, key=lambda p: _cpu(p) - before[p.pid])
         raw = out / f"profile_{scenario}.raw.txt"
         svg = out / f"profile_{scenario}.svg"
-        command = ["py-spy", "record", "--pid", str(worker.pid), "--threads", "--nonblocking"]
+        command = [
+            py_spy() or "py-spy",
+            "record",
+            "--pid",
+            str(worker.pid),
+            "--threads",
+            "--nonblocking",
+        ]
         command += ["--rate", str(RATE), "--duration", str(int(duration // 2))]
         # Two recordings, one after the other, from the same run: the collapsed stacks
         # for the table and the flame graph.
@@ -150,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         say(f"unknown scenario {unknown[0]!r}: choose from {', '.join(SCENARIOS)}", error=True)
         return 2
-    if shutil.which("py-spy") is None:
+    if py_spy() is None:
         say("py-spy is not installed: pip install -e '.[bench]'", error=True)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
