@@ -102,7 +102,11 @@ async def touch(digest: str) -> None:
     if len(_touched) > 10_000:
         _touched.clear()
     _touched[digest] = now + LAST_USED_RESOLUTION.total_seconds()
-    await ApiToken.filter(key_hash=digest).update(last_used_at=_now())
+    # Fixed SQL, not the ORM: an ORM statement takes Tortoise's SQLite connection lock, and
+    # while it is held every other request's statement queues behind it (db/sql.py). Under
+    # load the queue never drained: one refresh a minute serialised all statements after
+    # it. (Tortoise registers the sqlite3 adapter that stores a datetime as it would.)
+    await sql.fetch("UPDATE api_token SET last_used_at = ? WHERE key_hash = ?", [_now(), digest])
 
 
 async def is_active(key: str) -> bool:

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from tortoise.transactions import in_transaction
@@ -114,3 +115,34 @@ async def test_a_first_statement_cancelled_midway_does_not_wedge_the_database(
         assert int(rows[0]["n"]) == 2
     finally:
         await close_db()
+
+
+class CountingLock(asyncio.Lock):
+    def __init__(self) -> None:
+        super().__init__()
+        self.acquired = 0
+
+    async def acquire(self) -> bool:
+        self.acquired += 1
+        return await super().acquire()
+
+
+async def test_serving_never_takes_tortoises_connection_lock(
+    backend: str, client: Any, auth: dict[str, str], book_data: dict[str, Any]
+) -> None:
+    """While anything holds Tortoise's SQLite lock, every statement queues behind it, and
+    under load that queue does not drain (db/sql.py). Reads, writes and the token's
+    last-use refresh must therefore never take it."""
+    if backend != "sqlite":
+        pytest.skip("the lock is SQLite's")
+    from tortoise import connections
+
+    lock = CountingLock()
+    connections.get("default")._lock = lock
+    created = (await client.post("/books/", json=book_data, headers=auth)).json()
+    book = f"/books/{created['id']}/"
+    await client.patch(book, json={"title": "Y"}, headers=auth)
+    await client.get(book)
+    await client.get("/books/?search=Y")
+    await client.delete(book, headers=auth)
+    assert lock.acquired == 0
