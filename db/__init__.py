@@ -14,6 +14,8 @@ from tortoise import Tortoise
 from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.migrations.api.migrate import migrate as tortoise_migrate
 
+from db.errors import DatabaseUnavailableError
+
 __all__ = ["build_config", "close_db", "dialect", "init_db", "migrate", "sqlite_path"]
 
 # Pragmas for concurrent use by several worker processes: WAL lets readers run beside
@@ -173,11 +175,12 @@ async def init_db(url: str, *, run_migrations: bool = True, **pool: int) -> None
     from db import sql
 
     sql.configure(dialect(url))
-    # Open the connection (the pool) now, in the start-up listener. Tortoise opens it on
-    # the first statement, which was a request's: a client hanging up at that moment
-    # cancelled the opening halfway, and every later statement of that worker waited
-    # forever (tests/test_sql.py).
-    await sql.ping()
+    # Open the connection (the pool) now, in the start-up listener, rather than in the
+    # first request (see db.sql.fetch on why an opening must not be cancelled). A database
+    # that is down does not stop the start: /readyz answers 503 until it is back, and the
+    # first statement that finds it up opens the connection.
+    with contextlib.suppress(DatabaseUnavailableError):
+        await sql.ping()
 
 
 _closing: dict[str, asyncio.Future[None]] = {}

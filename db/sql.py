@@ -19,6 +19,7 @@ statement waits for it as before. This halved the CPU time of a detail read (iss
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import functools
 import sqlite3
@@ -100,10 +101,15 @@ async def fetch(sql: str, values: Sequence[Any] = ()) -> Sequence[Any]:
             and not client._lock.locked()
         ):
             return await _sqlite_unlocked(client, sql, values)
+        # Shielded: Tortoise opens its connection (pool) inside the first statement that
+        # needs it, and an opening cancelled halfway (a client hanging up cancels its
+        # request) left a connection that answered nothing, ever: every later statement of
+        # the worker waited forever. A cancelled request now stops waiting, and the
+        # statement (and the opening) completes in the background.
         if _state["dialect"] == "postgres":
             # Tortoise's asyncpg execute_query drops the rows of INSERT/UPDATE … RETURNING.
-            return await client.execute_query_dict(_numbered(sql), list(values))
-        _, rows = await client.execute_query(sql, list(values))
+            return await asyncio.shield(client.execute_query_dict(_numbered(sql), list(values)))
+        _, rows = await asyncio.shield(client.execute_query(sql, list(values)))
     except _UNAVAILABLE as exc:
         raise DatabaseUnavailableError(str(exc)) from exc
     return rows

@@ -152,8 +152,8 @@ async def test_search_uses_the_trigram_indexes(
         sent.append((statement, list(values)))
         return await fetch(statement, values)
 
-    monkeypatch.setattr(sql, "fetch", spy)
     await init_db(postgres.url, run_migrations=False)
+    monkeypatch.setattr(sql, "fetch", spy)  # after init_db's own "SELECT 1"
     try:
         await list_books(PageQuery(filter=BookFilter(search="abcde"), limit=20))
         by_title = (("title", True), ("id", False))

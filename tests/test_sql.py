@@ -95,16 +95,23 @@ async def test_concurrent_statements_all_answer(db: None) -> None:
     assert sorted(await _titles()) == sorted(f"book {i}" for i in range(50))
 
 
+@pytest.mark.parametrize("reopen", [False, True])
 @pytest.mark.parametrize("steps", [0, 1, 2, 3, 5, 8])
 async def test_a_first_statement_cancelled_midway_does_not_wedge_the_database(
-    database_url: str, steps: int
+    database_url: str, steps: int, reopen: bool
 ) -> None:
     """A client that hangs up cancels its request's task. The very first statement of a
     worker used to open Tortoise's connection: cancelled at the wrong moment, it left the
     connection half made, and every later statement of that worker waited forever. The
-    connection is now opened by init_db, before any request can arrive."""
+    connection is now opened by init_db, and an opening inside a statement (``reopen``: as
+    after a start with the database down) is shielded from the cancellation."""
     await init_db(database_url, run_migrations=True)
     try:
+        if reopen:
+            # As when the database was down at start-up: the first statement opens it.
+            from tortoise import connections
+
+            await connections.get("default").close()
         first = asyncio.create_task(sql.fetch("SELECT 1 AS n"))
         for _ in range(steps):
             await asyncio.sleep(0)
