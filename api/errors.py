@@ -156,7 +156,7 @@ def request_id(request: Request) -> str:
     if rid is None:
         header = request.app.config.get("REQUEST_ID_HEADER", "X-Request-ID")
         raw = request.headers.getone(header, None)
-        rid = raw.strip() if raw is not None and raw.strip() else new_request_id()
+        rid = (raw or "").strip() or new_request_id()
         ctx.request_id = rid
     return rid
 

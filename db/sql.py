@@ -89,6 +89,14 @@ async def _sqlite_unlocked(client: SqliteClient, sql: str, values: Sequence[Any]
         raise IntegrityError(exc) from exc
 
 
+def _is_open(client: Any) -> bool:
+    """Whether Tortoise's client holds its SQLite connection or its PostgreSQL pool."""
+    return (
+        getattr(client, "_connection", None) is not None
+        or getattr(client, "_pool", None) is not None
+    )
+
+
 async def fetch(sql: str, values: Sequence[Any] = ()) -> Sequence[Any]:
     """Rows of one statement, each indexable by column name."""
     client = connections.get("default")
@@ -101,18 +109,20 @@ async def fetch(sql: str, values: Sequence[Any] = ()) -> Sequence[Any]:
             and not client._lock.locked()
         ):
             return await _sqlite_unlocked(client, sql, values)
-        # Shielded: Tortoise opens its connection (pool) inside the first statement that
-        # needs it, and an opening cancelled halfway (a client hanging up cancels its
-        # request) left a connection that answered nothing, ever: every later statement of
-        # the worker waited forever. A cancelled request now stops waiting, and the
-        # statement (and the opening) completes in the background.
-        if _state["dialect"] == "postgres":
+        postgres = _state["dialect"] == "postgres"
+        if postgres:
             # Tortoise's asyncpg execute_query drops the rows of INSERT/UPDATE … RETURNING.
-            return await asyncio.shield(client.execute_query_dict(_numbered(sql), list(values)))
-        _, rows = await asyncio.shield(client.execute_query(sql, list(values)))
+            call = client.execute_query_dict(_numbered(sql), list(values))
+        else:
+            call = client.execute_query(sql, list(values))
+        # A statement that finds no connection (pool) makes Tortoise open it. Cancelled
+        # halfway (a client hanging up cancels its request), that opening left a
+        # connection that answered nothing, ever: every later statement of the worker
+        # waited forever. Such a statement is shielded; the others cancel as usual.
+        result = await (call if _is_open(client) else asyncio.shield(call))
+        return result if postgres else result[1]
     except _UNAVAILABLE as exc:
         raise DatabaseUnavailableError(str(exc)) from exc
-    return rows
 
 
 async def ping() -> None:

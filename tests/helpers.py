@@ -14,6 +14,20 @@ ROOT_ALLOW = "GET, HEAD, OPTIONS"
 LIST_ALLOW = "GET, POST, HEAD, OPTIONS"
 DETAIL_ALLOW = "GET, PUT, PATCH, DELETE, HEAD, OPTIONS"
 JSON_TYPE = "application/json"
+# The query parameters of GET /books/ that API.md lists.
+LIST_PARAMETERS = (
+    "limit",
+    "offset",
+    "cursor",
+    "author",
+    "search",
+    "published_after",
+    "published_before",
+    "min_price",
+    "max_price",
+    "ordering",
+    "fields",
+)
 
 
 def book(i: int, **overrides: Any) -> dict[str, Any]:

@@ -7,23 +7,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
+from helpers import LIST_PARAMETERS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-PARAMS = [
-    "limit",
-    "offset",
-    "cursor",
-    "author",
-    "search",
-    "published_after",
-    "published_before",
-    "min_price",
-    "max_price",
-    "ordering",
-    "fields",
-    "other",
-]
+PARAMS = [*LIST_PARAMETERS, "other"]
 FIELD_NAMES = ["title", "author", "published_date", "price", "id", "extra"]
 
 json_values = st.recursive(
