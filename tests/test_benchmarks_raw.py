@@ -78,3 +78,16 @@ def test_raw_baseline_answers_the_service_bodies(tmp_path: Path) -> None:
             assert _call(method, svc.url + path, body, headers) == _call(
                 method, raw.url + path, body, headers
             ), (method, path)
+
+
+@pytest.mark.parametrize("module", ["raw", "ceiling"])
+def test_baselines_run_without_sanic_ext(module: str) -> None:
+    """Sanic extends every app with sanic-ext when it is importable: a baseline would pay
+    for its dependency injection on every request, and flatter the service's ratios."""
+    import importlib
+
+    from sanic.application.ext import setup_ext
+
+    app = importlib.import_module(f"benchmarks.baselines.{module}").create_app()
+    setup_ext(app)  # what Sanic calls as the server starts
+    assert getattr(app, "_ext", None) is None

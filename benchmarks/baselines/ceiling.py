@@ -36,6 +36,9 @@ def create_app() -> Sanic:
             "KEEP_ALIVE_TIMEOUT": 5.0,
             "REQUEST_TIMEOUT": 30.0,
             "RESPONSE_TIMEOUT": 30.0,
+            # Sanic extends every app with sanic-ext when it is installed (it is, for the
+            # service): its dependency injection then answers a signal on every request.
+            "AUTO_EXTEND": False,
         }
     )
     app.add_route(constant, "/", methods=["GET"], name="root")
