@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import random
-import uuid
 from typing import Any, ClassVar, Final
 
 from sanic import Request
@@ -131,6 +130,11 @@ class ServiceUnavailable(APIError):
 METHOD_ORDER: Final = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 
 
+# The version (4) and variant (RFC 4122) bits of a random UUID.
+_UUID4_CLEAR: Final = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET: Final = (0x4000 << 64) | (0x8000 << 48)
+
+
 def new_request_id() -> str:
     """A random UUID (version 4) for a request that brought no id of its own.
 
@@ -140,7 +144,10 @@ def new_request_id() -> str:
     its workers; ``random`` also reseeds after a fork). A request id is a label, not a
     secret.
     """
-    return str(uuid.UUID(int=random.getrandbits(128), version=4))
+    bits = (random.getrandbits(128) & _UUID4_CLEAR) | _UUID4_SET
+    h = f"{bits:032x}"
+    # str(uuid.UUID(int=bits)) does the same in three times the time.
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def request_id(request: Request) -> str:

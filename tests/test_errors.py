@@ -12,7 +12,7 @@ from helpers import DETAIL_ALLOW, LIST_ALLOW, ROOT_ALLOW, create
 from sanic import Request, Sanic
 from sanic.compat import Header
 
-from api.errors import APIErrorHandler, NotFound, request_id
+from api.errors import APIErrorHandler, NotFound, new_request_id, request_id
 
 NOT_FOUND = {"detail": "Not found."}
 
@@ -234,3 +234,12 @@ def test_request_id_is_made_once_when_absent_or_blank(app: Sanic) -> None:
         made = request_id(request)
         assert made and made.strip() == made
         assert request_id(request) == made
+
+
+def test_generated_request_ids_are_random_uuid4s() -> None:
+    made = [new_request_id() for _ in range(2000)]
+    assert len(set(made)) == len(made)
+    for rid in made:
+        parsed = uuid.UUID(rid)
+        assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)
+        assert str(parsed) == rid  # canonical: lower case, dashed
