@@ -21,7 +21,7 @@ from typing import Final
 from api import errors as e
 from api.errors import ValidationError
 from api.serializers import FIELDS, parse_date, parse_decimal
-from db.books import ORDERABLE, BookFilter
+from db.books import NO_FILTER, ORDERABLE, BookFilter
 
 CENTS_BOUND: Final = 2**31 - 1  # price_cents is int4 on PostgreSQL; asyncpg refuses more
 _NULL_CHAR: Final = "Null characters are not allowed."
@@ -74,7 +74,14 @@ def _date(args: Mapping[str, Sequence[str]], name: str):  # type: ignore[no-unty
     return parsed
 
 
+FILTERS: Final = frozenset(
+    {"author", "search", "published_after", "published_before", "min_price", "max_price"}
+)
+
+
 def parse_filter(args: Mapping[str, Sequence[str]]) -> BookFilter:
+    if FILTERS.isdisjoint(args.keys()):
+        return NO_FILTER
     search = _text(args, "search")
     return BookFilter(
         author=_text(args, "author"),

@@ -31,7 +31,7 @@ _INT_COLUMNS: Final = ("id", "price_cents")
 _STR_COLUMNS: Final = ("title", "author")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Request:
     """A parsed list request: the query for db/ and what the links need."""
 
@@ -96,7 +96,9 @@ def _decode_cursor(
     return tuple(values), doc["b"]
 
 
-def parse(args: Mapping[str, Sequence[str]]) -> Request:
+def parse(args: Mapping[str, Sequence[str]], *, fields: tuple[str, ...] | None = None) -> Request:
+    """The list request ``args`` ask for; ``fields``: the JSON fields of each book, in
+    order (``PageQuery.fields``)."""
     flt = parse_filter(args)
     ordering = parse_ordering(args)
     key = _ordering_key(ordering)
@@ -114,9 +116,10 @@ def parse(args: Mapping[str, Sequence[str]]) -> Request:
             after=after,
             backwards=backwards,
             with_count=False,
+            fields=fields,
         )
         return Request(query=query, mode="cursor", ordering_key=key)
-    query = PageQuery(filter=flt, ordering=ordering, limit=limit, offset=offset or 0)
+    query = PageQuery(filter=flt, ordering=ordering, limit=limit, offset=offset or 0, fields=fields)
     return Request(query=query, mode="first" if offset is None else "offset", ordering_key=key)
 
 
@@ -128,10 +131,11 @@ def _position(row: Any, ordering: Sequence[tuple[str, bool]]) -> list[Any]:
     return out
 
 
-def _link(base: str, query_pairs: Sequence[tuple[str, str]], **replace: Any) -> str:
+def _link_prefix(base: str, query_pairs: Sequence[tuple[str, str]]) -> str:
+    """A link up to its last parameter: the request's own, less ``cursor`` and ``offset``,
+    which go last (a cursor is base64url and an offset digits: neither needs escaping)."""
     pairs = [(k, v) for k, v in query_pairs if k not in ("cursor", "offset")]
-    pairs += [(k, str(v)) for k, v in replace.items() if v is not None]
-    return f"{base}?{urlencode(pairs)}" if pairs else base
+    return f"{base}?{urlencode(pairs)}&" if pairs else f"{base}?"
 
 
 def envelope(
@@ -143,37 +147,32 @@ def envelope(
 ) -> dict[str, Any]:
     q = req.query
     next_url = previous_url = None
+    prefix = _link_prefix(base_url, query_pairs)
+    key = req.ordering_key
     if req.mode == "cursor":
         forward_more = page.has_more if not q.backwards else True
         backward_more = page.has_more if q.backwards else True
         if page.rows and forward_more:
             pos = _position(page.rows[-1], q.ordering)
-            next_url = _link(
-                base_url, query_pairs, cursor=encode_cursor(req.ordering_key, pos, False)
-            )
+            next_url = f"{prefix}cursor={encode_cursor(key, pos, False)}"
         if page.rows and backward_more:
             pos = _position(page.rows[0], q.ordering)
-            previous_url = _link(
-                base_url, query_pairs, cursor=encode_cursor(req.ordering_key, pos, True)
-            )
+            previous_url = f"{prefix}cursor={encode_cursor(key, pos, True)}"
         if not page.rows and q.after is not None:
             # Past either end: step back over the position the cursor named.
-            cursor = encode_cursor(req.ordering_key, list(q.after), not q.backwards)
+            link = f"{prefix}cursor={encode_cursor(key, list(q.after), not q.backwards)}"
             if q.backwards:
-                next_url = _link(base_url, query_pairs, cursor=cursor)
+                next_url = link
             else:
-                previous_url = _link(base_url, query_pairs, cursor=cursor)
+                previous_url = link
         return {"next": next_url, "previous": previous_url, "results": results}
     if req.mode == "first":
         if page.has_more:
             pos = _position(page.rows[-1], q.ordering)
-            next_url = _link(
-                base_url, query_pairs, cursor=encode_cursor(req.ordering_key, pos, False)
-            )
+            next_url = f"{prefix}cursor={encode_cursor(key, pos, False)}"
     else:
         if page.has_more:
-            next_url = _link(base_url, query_pairs, offset=q.offset + q.limit)
+            next_url = f"{prefix}offset={q.offset + q.limit}"
         if q.offset > 0:
-            prev = max(q.offset - q.limit, 0)
-            previous_url = _link(base_url, query_pairs, offset=prev)
+            previous_url = f"{prefix}offset={max(q.offset - q.limit, 0)}"
     return {"count": page.count, "next": next_url, "previous": previous_url, "results": results}
