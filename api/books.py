@@ -4,7 +4,6 @@ partial_update, destroy) as two thin views over db.books."""
 from __future__ import annotations
 
 from typing import Any, Final
-from urllib.parse import parse_qsl
 
 import orjson
 from sanic import Blueprint, Request
@@ -100,9 +99,8 @@ class BookList(HTTPMethodView):
             results = [to_json(row) for row in page.rows]
             if fields is not None:
                 results = [{f: item[f] for f in fields} for item in results]
-        pairs = parse_qsl(request.query_string, keep_blank_values=True)
         url = base_url(request) + request.path
-        return json(pagination.envelope(req, page, results, url, pairs))
+        return json(pagination.envelope(req, page, results, url, request.query_string))
 
     async def head(self, request: Request) -> HTTPResponse:
         return await self.get(request)

@@ -154,8 +154,20 @@ class TimedRequest(Request):
 
     __slots__ = ("started",)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        url_bytes: bytes,
+        headers: Any,
+        version: str,
+        method: str,
+        transport: Any,
+        app: Any,
+        head: bytes = b"",
+        stream_id: int = 0,
+    ) -> None:
+        # Request.__init__'s own parameters, passed on by position: forwarding *args and
+        # **kwargs cost a dict per request.
+        super().__init__(url_bytes, headers, version, method, transport, app, head, stream_id)
         self.started = time.perf_counter()
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, unquote_plus, urlencode
 
 import orjson
 
@@ -29,6 +30,9 @@ MAX_LIMIT: Final = 100
 MAX_OFFSET: Final = 2**53
 _INT_COLUMNS: Final = ("id", "price_cents")
 _STR_COLUMNS: Final = ("title", "author")
+_REPLACED: Final = frozenset({"cursor", "offset"})
+# Unreserved characters, the separators of a query, and well-formed percent escapes.
+_PLAIN_QUERY: Final = re.compile(r"(?:[A-Za-z0-9._~+=&,-]|%[0-9A-Fa-f]{2})*")
 
 
 @dataclass(slots=True)
@@ -68,32 +72,37 @@ def encode_cursor(ordering_key: str, position: Sequence[Any], backwards: bool) -
 def _decode_cursor(
     raw: str, ordering: Sequence[tuple[str, bool]], key: str
 ) -> tuple[tuple[Any, ...], bool]:
-    invalid = ValidationError({"cursor": [e.INVALID_CURSOR]})
     try:
         text = raw.strip()
         doc = orjson.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
     except (binascii.Error, ValueError, orjson.JSONDecodeError):
-        raise invalid from None
+        raise _invalid_cursor() from None
     if not isinstance(doc, dict) or doc.get("o") != key or not isinstance(doc.get("b"), bool):
-        raise invalid
+        raise _invalid_cursor()
     position = doc.get("p")
     if not isinstance(position, list) or len(position) != len(ordering):
-        raise invalid
+        raise _invalid_cursor()
     values: list[Any] = []
     for (col, _), value in zip(ordering, position, strict=True):
         if col in _INT_COLUMNS:
             if type(value) is not int or abs(value) >= 2**31:  # 32-bit columns on PostgreSQL
-                raise invalid
+                raise _invalid_cursor()
         elif col in _STR_COLUMNS:
             if not isinstance(value, str) or "\x00" in value:
-                raise invalid
+                raise _invalid_cursor()
         else:
             parsed = parse_date(value)
             if parsed is None:
-                raise invalid
+                raise _invalid_cursor()
             value = sql.date_param(parsed)
         values.append(value)
     return tuple(values), doc["b"]
+
+
+def _invalid_cursor() -> ValidationError:
+    # Made only when raised: building an exception on every cursor page cost more than
+    # decoding the cursor.
+    return ValidationError({"cursor": [e.INVALID_CURSOR]})
 
 
 def parse(args: Mapping[str, Sequence[str]], *, fields: tuple[str, ...] | None = None) -> Request:
@@ -131,23 +140,34 @@ def _position(row: Any, ordering: Sequence[tuple[str, bool]]) -> list[Any]:
     return out
 
 
-def _link_prefix(base: str, query_pairs: Sequence[tuple[str, str]]) -> str:
+def _link_prefix(base: str, query_string: str) -> str:
     """A link up to its last parameter: the request's own, less ``cursor`` and ``offset``,
-    which go last (a cursor is base64url and an offset digits: neither needs escaping)."""
-    pairs = [(k, v) for k, v in query_pairs if k not in ("cursor", "offset")]
+    which go last (a cursor is base64url and an offset digits: neither needs escaping).
+
+    A query string of plain characters and well-formed escapes is kept as the client
+    wrote it, parameter by parameter; any other is decoded and encoded again. Decoding
+    and encoding every query was a thirtieth of a cursor page's CPU time (issue 9).
+    """
+    if _PLAIN_QUERY.fullmatch(query_string):
+        kept = [p for p in query_string.split("&") if p and _name(p) not in _REPLACED]
+        return f"{base}?{'&'.join(kept)}&" if kept else f"{base}?"
+    pairs = [
+        (k, v) for k, v in parse_qsl(query_string, keep_blank_values=True) if k not in _REPLACED
+    ]
     return f"{base}?{urlencode(pairs)}&" if pairs else f"{base}?"
 
 
+def _name(part: str) -> str:
+    name = part.partition("=")[0]
+    return unquote_plus(name) if "%" in name or "+" in name else name
+
+
 def envelope(
-    req: Request,
-    page: Page,
-    results: list[dict[str, Any]],
-    base_url: str,
-    query_pairs: Sequence[tuple[str, str]],
+    req: Request, page: Page, results: list[Any], base_url: str, query_string: str
 ) -> dict[str, Any]:
     q = req.query
     next_url = previous_url = None
-    prefix = _link_prefix(base_url, query_pairs)
+    prefix = _link_prefix(base_url, query_string)
     key = req.ordering_key
     if req.mode == "cursor":
         forward_more = page.has_more if not q.backwards else True
