@@ -152,7 +152,9 @@ SCHEMAS: Final[dict[str, Any]] = {
         "type": "object",
         "description": (
             "DRF's LimitOffsetPagination envelope. `count` is absent on pages fetched "
-            "with a `cursor`."
+            "with a `cursor`. On SQLite, the `count` of a `search` (three characters or "
+            "more) with more than 500 matches is an estimate: at least 501, at most the "
+            "table's size. The pages themselves are exact."
         ),
         "required": ["next", "previous", "results"],
         "properties": {
