@@ -54,7 +54,7 @@ def serve(settings: Settings) -> None:
         asyncio.run(migrate(settings.database_url))
         settings = dataclasses.replace(settings, migrate_on_start=False)
     _fresh_metrics_dir()
-    loader = AppLoader(factory=partial(create_app, settings))
+    loader = AppLoader(factory=partial(create_app, settings, freeze_gc=True))
     app = loader.load()
     app.prepare(
         protocol=DeadlineHttpProtocol,

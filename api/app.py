@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from types import SimpleNamespace
 
 import orjson
@@ -18,7 +19,31 @@ from db import close_db, init_db
 APP_NAME = "bookshelf"
 
 
-def create_app(settings: Settings | None = None, *, name: str = APP_NAME) -> Sanic:
+async def freeze_startup_objects(app: Sanic) -> None:
+    """Move every object alive once the worker serves into the collector's permanent
+    generation.
+
+    Requests leave reference cycles (tasks, futures, requests and their connections) that
+    only the cycle collector frees, so it runs many times a second; every tenth of its
+    runs promotes survivors, and every so often a full collection walked all ~68,000
+    objects of Sanic, sanic-ext, Tortoise and the OpenAPI document: a 30-60 ms pause that
+    every in-flight request waited out. With them frozen a full collection walks the few
+    thousand objects made since: a detail read's p99 fell from 33-64 ms to 12-14 ms
+    (issue 9). They are long-lived anyway; garbage is collected first, so none is kept.
+    """
+    gc.collect()
+    gc.freeze()
+
+
+def create_app(
+    settings: Settings | None = None, *, name: str = APP_NAME, freeze_gc: bool = False
+) -> Sanic:
+    """The app for ``settings`` (from the environment when None).
+
+    ``freeze_gc``: once the server has started, freeze the objects of start-up out of the
+    cycle collector's reach (``freeze_startup_objects``), as ``main.py serve`` does in each
+    worker. Not for a process that builds many apps, such as the test suite.
+    """
     settings = settings or Settings.from_env()
     app: Sanic = Sanic(
         name,
@@ -80,5 +105,8 @@ def create_app(settings: Settings | None = None, *, name: str = APP_NAME) -> San
     @app.after_server_stop
     async def _close_db(app: Sanic) -> None:
         await close_db()
+
+    if freeze_gc:
+        app.after_server_start(freeze_startup_objects)
 
     return app
