@@ -130,8 +130,7 @@ class BookDetail(HTTPMethodView):
         return await self.get(request, book_id)
 
     async def _update(self, request: Request, book_id: int, *, partial: bool) -> HTTPResponse:
-        token, changes = await write_input(
-            # A list is a parse error here.
+        token, changes = await write_input(  # a list body is a parse error here
             request,
             lambda: validate_book(parse_body(request.content_type, request.body), partial=partial),
         )

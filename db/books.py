@@ -42,7 +42,7 @@ class BookFilter:
     max_cents: int | None = None
 
     def is_empty(self) -> bool:
-        return self == NO_FILTER
+        return self is NO_FILTER or self == NO_FILTER  # parse_filter's usual answer first
 
 
 NO_FILTER: Final = BookFilter()
