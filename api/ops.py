@@ -6,9 +6,10 @@ import asyncio
 from typing import Any
 
 from sanic import Blueprint, Request
-from sanic.response import HTTPResponse, json, raw
+from sanic.response import HTTPResponse, raw
 
 from api.errors import allow_header
+from api.responses import json
 from db import sql
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from typing import Any
 
@@ -236,10 +237,25 @@ def test_request_id_is_made_once_when_absent_or_blank(app: Sanic) -> None:
         assert request_id(request) == made
 
 
-def test_generated_request_ids_are_random_uuid4s() -> None:
+def test_generated_request_ids_are_unique_uuid4s() -> None:
     made = [new_request_id() for _ in range(2000)]
     assert len(set(made)) == len(made)
     for rid in made:
         parsed = uuid.UUID(rid)
         assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)
         assert str(parsed) == rid  # canonical: lower case, dashed
+
+
+def test_a_forked_child_makes_ids_of_its_own() -> None:
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: send its next id and leave at once
+        os.write(write, new_request_id().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 100).decode()
+    os.close(read)
+    ours = new_request_id()
+    assert uuid.UUID(child).version == 4
+    assert child[:24] != ours[:24]  # another random prefix, not the parent's counter
