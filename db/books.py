@@ -92,11 +92,15 @@ _SQLITE_JSON: Final = {
 JSON_FIELDS: Final = tuple(_SQLITE_JSON)
 
 
+def _json_object(fields: tuple[str, ...]) -> str:
+    pairs = ", ".join(f"'{name}', {_SQLITE_JSON[name]}" for name in fields)
+    return f"json_object({pairs})"
+
+
 @functools.lru_cache(maxsize=64)
 def _json_select(fields: tuple[str, ...], ordering: tuple[tuple[str, bool], ...]) -> str:
-    pairs = ", ".join(f"'{name}', {_SQLITE_JSON[name]}" for name in fields)
     keys = ", ".join(dict.fromkeys(col for col, _ in ordering))
-    return f"{keys}, json_object({pairs}) AS json"
+    return f"{keys}, {_json_object(fields)} AS json"
 
 
 def _escape_like(text: str) -> str:
@@ -253,6 +257,26 @@ async def get_book(book_id: int) -> Row:
     if not rows:
         raise NotFoundError(book_id)
     return rows[0]
+
+
+# On SQLite a book's JSON form is made in its own statement, as a list page's is.
+_BOOK_JSON: Final = (
+    f"SELECT id, version, {_json_object(JSON_FIELDS)} AS json FROM book WHERE id = ?"
+)
+
+
+async def get_book_json(book_id: int) -> tuple[Row, str | None]:
+    """The book and its JSON form (``JSON_FIELDS``) when the database makes it (SQLite),
+    else None. The row has at least ``id`` and ``version`` (for the ETag)."""
+    if sql.is_postgres():
+        return await get_book(book_id), None
+    if not 0 < book_id <= MAX_ID:
+        raise NotFoundError(book_id)
+    rows = await sql.fetch(_BOOK_JSON, [book_id])
+    if not rows:
+        raise NotFoundError(book_id)
+    row = rows[0]
+    return row, row["json"]
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
-"""A list page's books are the same JSON as their detail reads.
+"""A book is the same JSON wherever it appears: list pages, detail reads, writes.
 
-On SQLite a page's books are made into JSON by the database itself (``json_object`` in the
-page's statement), a detail read by ``api.serializers.to_json``: the two must agree on
-every title, price and date, whatever the fields asked for.
+On SQLite a page's books and a detail read are made into JSON by the database itself
+(``json_object`` in the statement), a write's answer by ``api.serializers.to_json``: they
+must agree on every title, price and date, whatever the fields asked for.
 """
 
 from __future__ import annotations
@@ -39,6 +39,28 @@ async def _created(client: httpx.AsyncClient, auth: dict[str, str]) -> list[dict
     response = await client.post("/books/", json=bodies, headers=auth)
     assert response.status_code == 201, response.text
     return [(await client.get(f"/books/{b['id']}/")).json() for b in response.json()]
+
+
+async def test_detail_reads_give_the_json_of_writes(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    bodies = [
+        book(i, title=title, price=PRICES[i % len(PRICES)], published_date=DATES[i % len(DATES)])
+        for i, title in enumerate(TITLES)
+    ]
+    created = await client.post("/books/", json=bodies, headers=auth)
+    assert created.status_code == 201, created.text
+    for written in created.json():
+        read = await client.get(f"/books/{written['id']}/")
+        assert read.status_code == 200
+        assert read.headers["content-type"] == "application/json"
+        item = json.loads(read.content.decode("utf-8"), parse_constant=pytest.fail)
+        assert item == written
+        assert list(item) == list(written)  # the contract's order
+        patched = await client.patch(
+            f"/books/{written['id']}/", json={"price": "1.5"}, headers=auth
+        )
+        assert (await client.get(f"/books/{written['id']}/")).json() == patched.json()
 
 
 @pytest.mark.parametrize(
