@@ -115,11 +115,13 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
-        # Per (route, method, status): [count, sum of seconds, count per bucket...].
-        self._pending: dict[tuple[str, str, int], list[Any]] = {}
+        # Per (route path, method, status): [count, sum of seconds, count per bucket...].
+        self._pending: dict[tuple[str | None, str, int], list[Any]] = {}
 
-    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
-        key = (route, method, status)
+    def observe(self, route_path: str | None, method: str, status: int, seconds: float) -> None:
+        """One answered request: its route's path as Sanic has it (None: no route
+        matched) and its method as sent; both become labels when flushed."""
+        key = (route_path, method, status)
         tally = self._pending.get(key)
         if tally is None:
             tally = self._pending[key] = [0, 0.0] + [0] * len(_UPPER_BOUNDS)
@@ -132,7 +134,9 @@ class Metrics:
         """Write the tallies to prometheus-client's values. Only on the event loop's thread,
         like ``observe``."""
         pending, self._pending = self._pending, {}
-        for (route, method, status), tally in pending.items():
+        for (route_path, method, status), tally in pending.items():
+            route = UNMATCHED if route_path is None else _label(route_path)
+            method = method if method in METHODS else "OTHER"
             self.requests.labels(route, method, str(status)).inc(tally[0])
             child = self.latency.labels(route, method)
             # Histogram has no public way to add many observations at once.
@@ -171,34 +175,39 @@ class TimedRequest(Request):
         self.started = time.perf_counter()
 
 
-def _finish(request: Request, response: BaseHTTPResponse) -> None:
-    started = getattr(request, "started", None)
-    seconds = time.perf_counter() - started if started is not None else 0.0
-    route = route_label(request)
-    metrics: Metrics = request.app.ctx.metrics
-    method = request.method if request.method in METHODS else "OTHER"
-    metrics.observe(route, method, response.status, seconds)
-    if request.app.ctx.settings.access_log:
-        access_log.info(
-            "%s %s %s",
-            request.method,
-            request.path,
-            response.status,
-            extra={
-                "request_id": request_id(request),
-                "method": request.method,
-                "route": route,
-                "path": request.path,
-                "status": response.status,
-                "duration_ms": round(seconds * 1000, 3),
-                "client": request.remote_addr or request.ip,
-            },
+def _observer(metrics: Metrics, log_requests: bool) -> Any:
+    """The response middleware: the X-Request-ID header, the metrics, the access log."""
+
+    async def observe(request: Request, response: BaseHTTPResponse) -> None:
+        rid = response.headers["X-Request-ID"] = request_id(request)
+        started = getattr(request, "started", None)
+        seconds = time.perf_counter() - started if started is not None else 0.0
+        route = request.route
+        metrics.observe(
+            None if route is None else route.path, request.method, response.status, seconds
         )
+        if log_requests:
+            _log(request, response, rid, seconds)
+
+    return observe
 
 
-async def _observe(request: Request, response: BaseHTTPResponse) -> None:
-    response.headers["X-Request-ID"] = request_id(request)
-    _finish(request, response)
+def _log(request: Request, response: BaseHTTPResponse, rid: str, seconds: float) -> None:
+    access_log.info(
+        "%s %s %s",
+        request.method,
+        request.path,
+        response.status,
+        extra={
+            "request_id": rid,
+            "method": request.method,
+            "route": route_label(request),
+            "path": request.path,
+            "status": response.status,
+            "duration_ms": round(seconds * 1000, 3),
+            "client": request.remote_addr or request.ip,
+        },
+    )
 
 
 async def _flush_every_second(metrics: Metrics) -> None:
@@ -209,7 +218,7 @@ async def _flush_every_second(metrics: Metrics) -> None:
 
 def register(app: Any) -> None:
     metrics = app.ctx.metrics = Metrics()
-    app.register_middleware(_observe, "response")
+    app.register_middleware(_observer(metrics, app.ctx.settings.access_log), "response")
 
     @app.after_server_start
     async def _start_flushing(app: Any) -> None:

@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from tortoise import Tortoise
 from tortoise.backends.base.executor import EXECUTOR_CACHE
+from tortoise.connection import get_connections
 from tortoise.migrations.api.migrate import migrate as tortoise_migrate
 
 from db.errors import DatabaseUnavailableError
@@ -174,7 +175,7 @@ async def init_db(url: str, *, run_migrations: bool = True, **pool: int) -> None
     await Tortoise.init(config=build_config(url, **pool), _enable_global_fallback=True)
     from db import sql
 
-    sql.configure(dialect(url))
+    sql.configure(dialect(url), get_connections())
     # Open the connection (the pool) now, in the start-up listener, rather than in the
     # first request (see db.sql.fetch on why an opening must not be cancelled). A database
     # that is down does not stop the start: /readyz answers 503 until it is back, and the
@@ -195,6 +196,9 @@ async def close_db() -> None:
     """
     task = _closing.get("task")
     if task is None:
+        from db import sql
+
+        sql.forget_connections()
         task = asyncio.ensure_future(Tortoise.close_connections())
         _closing["task"] = task
     try:

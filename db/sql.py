@@ -29,11 +29,12 @@ from typing import Any, Final
 import asyncpg
 from tortoise import connections
 from tortoise.backends.sqlite.client import SqliteClient
+from tortoise.connection import ConnectionHandler
 from tortoise.exceptions import DBConnectionError, IntegrityError, OperationalError
 
 from db.errors import DatabaseUnavailableError
 
-_state = {"dialect": "sqlite"}
+_state: dict[str, Any] = {"dialect": "sqlite", "connections": None}
 
 # The connection failed, not the statement: the server unreachable, restarting or failing
 # over, an administrator ending the session (asyncpg then reports AdminShutdownError, or an
@@ -52,8 +53,18 @@ _UNAVAILABLE: Final = (
 )
 
 
-def configure(dialect: str) -> None:
+def configure(dialect: str, handler: ConnectionHandler | None = None) -> None:
+    """The dialect of the open database, and the connection handler of its Tortoise
+    context (``tortoise.connection.get_connections()``) when it is open: ``fetch`` asks
+    it for the connection directly instead of through ``tortoise.connections``, which
+    looks the context up again on every statement (issue 9)."""
     _state["dialect"] = dialect
+    _state["connections"] = handler
+
+
+def forget_connections() -> None:
+    """The database is closing: back to ``tortoise.connections`` for any later statement."""
+    _state["connections"] = None
 
 
 def is_postgres() -> bool:
@@ -75,20 +86,6 @@ def date_param(value: dt.date) -> Any:
     return value if is_postgres() else value.isoformat()
 
 
-async def _sqlite_unlocked(client: SqliteClient, sql: str, values: Sequence[Any]) -> Any:
-    """One statement on Tortoise's SQLite connection, not queued behind its lock.
-
-    Only called when nothing holds the lock (see the module's docstring). The sqlite3
-    errors are translated as Tortoise's own ``translate_exceptions`` does.
-    """
-    try:
-        return await client._connection.execute_fetchall(sql, values)
-    except sqlite3.OperationalError as exc:
-        raise OperationalError(exc) from exc
-    except sqlite3.IntegrityError as exc:
-        raise IntegrityError(exc) from exc
-
-
 def _is_open(client: Any) -> bool:
     """Whether Tortoise's client holds its SQLite connection or its PostgreSQL pool."""
     return (
@@ -99,16 +96,24 @@ def _is_open(client: Any) -> bool:
 
 async def fetch(sql: str, values: Sequence[Any] = ()) -> Sequence[Any]:
     """Rows of one statement, each indexable by column name."""
-    client = connections.get("default")
+    client = (_state["connections"] or connections).get("default")
     try:
-        # Inside in_transaction(), connections.get() gives the transaction's own client,
-        # never a SqliteClient: its statements take Tortoise's path below.
+        # Inside in_transaction(), get() gives the transaction's own client, never a
+        # SqliteClient: its statements take Tortoise's path below.
         if (
             type(client) is SqliteClient
             and client._connection is not None
             and not client._lock.locked()
         ):
-            return await _sqlite_unlocked(client, sql, values)
+            # Nobody holds the lock (see the module's docstring): straight onto the
+            # connection's queue. sqlite3's errors become Tortoise's, as its own
+            # translate_exceptions does.
+            try:
+                return await client._connection.execute_fetchall(sql, values)
+            except sqlite3.OperationalError as exc:
+                raise OperationalError(exc) from exc
+            except sqlite3.IntegrityError as exc:
+                raise IntegrityError(exc) from exc
         postgres = _state["dialect"] == "postgres"
         if postgres:
             # Tortoise's asyncpg execute_query drops the rows of INSERT/UPDATE … RETURNING.
