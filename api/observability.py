@@ -178,7 +178,8 @@ class TimedRequest(Request):
 def _observer(metrics: Metrics, log_requests: bool) -> Any:
     """The response middleware: the X-Request-ID header, the metrics, the access log."""
 
-    async def observe(request: Request, response: BaseHTTPResponse) -> None:
+    # Not a coroutine: Sanic calls a plain function without making and awaiting one.
+    def observe(request: Request, response: BaseHTTPResponse) -> None:
         rid = response.headers["X-Request-ID"] = request_id(request)
         started = getattr(request, "started", None)
         seconds = time.perf_counter() - started if started is not None else 0.0

@@ -272,11 +272,11 @@ async def get_book_json(book_id: int) -> tuple[Row, str | None]:
         return await get_book(book_id), None
     if not 0 < book_id <= MAX_ID:
         raise NotFoundError(book_id)
-    rows = await sql.fetch(_BOOK_JSON, [book_id])
+    rows = await sql.fetch(_BOOK_JSON, (book_id,))
     if not rows:
         raise NotFoundError(book_id)
     row = rows[0]
-    return row, row["json"]
+    return row, row[2]  # json
 
 
 @dataclass(frozen=True)
