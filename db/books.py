@@ -158,25 +158,51 @@ def _where(flt: BookFilter) -> tuple[list[str], list[Any]]:
     return clauses, values
 
 
-def _keyset(
-    ordering: Sequence[tuple[str, bool]], after: Sequence[Any], backwards: bool, id_column: str
-) -> tuple[str, list[Any]]:
-    """Rows strictly past ``after`` in the page's direction.
+@functools.lru_cache(maxsize=64)
+def _keyset_sql(ordering: tuple[tuple[str, bool], ...], backwards: bool, id_column: str) -> str:
+    """Rows strictly past a keyset position in the page's direction (``_keyset_values``).
 
     ``(a > x) OR (a = x AND id > y)``, led by ``a >= x`` so the planner can seek the
     ``(a, id)`` index: the cost of a page does not grow with its depth.
     """
     ors: list[str] = []
-    values: list[Any] = []
     names = [id_column if col == "id" else col for col, _ in ordering]
     for i, (_, desc) in enumerate(ordering):
         op = "<" if desc != backwards else ">"
         ands = [f"{c} = ?" for c in names[:i]] + [f"{names[i]} {op} ?"]
-        values += [*after[:i], after[i]]
         ors.append("(" + " AND ".join(ands) + ")")
     first_desc = ordering[0][1]
     lead = f"{names[0]} {'<=' if first_desc != backwards else '>='} ?"
-    return f"{lead} AND ({' OR '.join(ors)})", [after[0], *values]
+    return f"{lead} AND ({' OR '.join(ors)})"
+
+
+def _keyset_values(after: Sequence[Any]) -> list[Any]:
+    """The values of ``_keyset_sql``'s placeholders for the position ``after``."""
+    values = [after[0]]
+    for i in range(len(after)):
+        values += after[: i + 1]
+    return values
+
+
+@functools.lru_cache(maxsize=256)
+def _page_sql(
+    select: str,
+    source: str,
+    id_column: str,
+    clauses: tuple[str, ...],
+    ordering: tuple[tuple[str, bool], ...],
+    backwards: bool,
+    keyset: bool,
+) -> str:
+    """A page's statement: one text per shape of page, made once (issue 9)."""
+    if keyset:
+        clauses = (*clauses, _keyset_sql(ordering, backwards, id_column))
+    order = ", ".join(
+        f"{id_column if col == 'id' else col} {'DESC' if desc != backwards else 'ASC'}"
+        for col, desc in ordering
+    )
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    return f"SELECT {select} FROM {source}{where} ORDER BY {order} LIMIT ? OFFSET ?"
 
 
 async def _search_count(phrase: str, clauses: list[str], values: list[Any]) -> int:
@@ -228,19 +254,14 @@ async def list_books(q: PageQuery) -> Page:
             where = " AND ".join(clauses)
             rows = await sql.fetch(f"SELECT count(*) AS n FROM book WHERE {where}", values)
             count = int(rows[0]["n"])
-    page_clauses, page_values = list(clauses), [phrase] + values if phrase else list(values)
+    page_values = [phrase, *values] if phrase else list(values)
     if q.after is not None:
-        keyset_sql, keyset_values = _keyset(q.ordering, q.after, q.backwards, id_column)
-        page_clauses.append(keyset_sql)
-        page_values += keyset_values
-    order = ", ".join(
-        f"{id_column if col == 'id' else col} {'DESC' if desc != q.backwards else 'ASC'}"
-        for col, desc in q.ordering
-    )
-    where = f" WHERE {' AND '.join(page_clauses)}" if page_clauses else ""
+        page_values += _keyset_values(q.after)
     render = q.fields is not None and not sql.is_postgres()
     select = _json_select(q.fields, q.ordering) if render else COLUMNS
-    statement = f"SELECT {select} FROM {source}{where} ORDER BY {order} LIMIT ? OFFSET ?"
+    statement = _page_sql(
+        select, source, id_column, tuple(clauses), q.ordering, q.backwards, q.after is not None
+    )
     rows = list(await sql.fetch(statement, [*page_values, q.limit + 1, q.offset]))
     has_more = len(rows) > q.limit
     rows = rows[: q.limit]
