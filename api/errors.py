@@ -179,17 +179,27 @@ def request_id(request: Request) -> str:
 
     Not Sanic's ``request.id``, which casts a client's id to a UUID or an int (``007``
     came back as ``7``, an upper-case UUID in lower case: the contract says echoed) and
-    makes its own with ``uuid.uuid4()`` (see ``new_request_id``). Kept on ``request.ctx``
-    so every reader (error body, header, logs) gives the same value.
+    makes its own with ``uuid.uuid4()`` (see ``new_request_id``). Kept on the request
+    (``TimedRequest.bookshelf_request_id``; on ``request.ctx`` for any other request
+    class) so every reader (error body, header, logs) gives the same value.
     """
-    ctx = request.ctx
-    rid = getattr(ctx, "request_id", None)
+    try:
+        rid = request.bookshelf_request_id  # type: ignore[attr-defined]
+    except AttributeError:  # not a TimedRequest: its context keeps the id
+        ctx = request.ctx
+        rid = getattr(ctx, "request_id", None)
+        if rid is None:
+            rid = ctx.request_id = _request_id_of(request)
+        return rid
     if rid is None:
-        header = request.app.config.get("REQUEST_ID_HEADER", "X-Request-ID")
-        raw = request.headers.getone(header, None)
-        rid = (raw or "").strip() or new_request_id()
-        ctx.request_id = rid
+        rid = request.bookshelf_request_id = _request_id_of(request)  # type: ignore[attr-defined]
     return rid
+
+
+def _request_id_of(request: Request) -> str:
+    header = request.app.config.get("REQUEST_ID_HEADER", "X-Request-ID")
+    raw = request.headers.getone(header, None)
+    return (raw or "").strip() or new_request_id()
 
 
 def allow_header(methods: Any) -> str:

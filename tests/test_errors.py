@@ -14,6 +14,7 @@ from sanic import Request, Sanic
 from sanic.compat import Header
 
 from api.errors import APIErrorHandler, NotFound, new_request_id, request_id
+from api.observability import TimedRequest
 
 NOT_FOUND = {"detail": "Not found."}
 
@@ -229,9 +230,12 @@ def test_error_handler_echoes_the_request_id_whole(app: Sanic, sent: str) -> Non
     assert json.loads(crash.body) == {"detail": "Internal server error.", "request_id": sent}
 
 
-def test_request_id_is_made_once_when_absent_or_blank(app: Sanic) -> None:
-    for headers in ({}, {"X-Request-ID": ""}, {"X-Request-ID": "  "}):
-        request = _request(app, headers)
+@pytest.mark.parametrize("request_class", [Request, TimedRequest])
+def test_request_id_is_made_once_when_absent_or_blank(
+    app: Sanic, request_class: type[Request]
+) -> None:
+    for headers in ({}, {"X-Request-ID": ""}, {"X-Request-ID": "  "}, {"X-Request-ID": " a "}):
+        request = request_class(b"/books/abc/", Header(headers), "1.1", "GET", None, app)
         made = request_id(request)
         assert made and made.strip() == made
         assert request_id(request) == made
