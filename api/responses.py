@@ -42,7 +42,7 @@ class Response(HTTPResponse):
 
 def json(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
     """``body`` as JSON (orjson, as the app's own ``dumps``)."""
-    return Response(orjson.dumps(body), status=status, headers=headers, content_type=JSON)
+    return json_bytes(orjson.dumps(body), status, headers)
 
 
 def json_bytes(

@@ -271,19 +271,21 @@ async def list_books(q: PageQuery) -> Page:
     return Page(rows=rows, count=count, has_more=has_more, json=json)
 
 
-async def get_book(book_id: int) -> Row:
-    if not 0 < book_id <= MAX_ID:
-        raise NotFoundError(book_id)
-    rows = await sql.fetch(f"SELECT {COLUMNS} FROM book WHERE id = ?", [book_id])
-    if not rows:
-        raise NotFoundError(book_id)
-    return rows[0]
-
-
+_BOOK_ROW: Final = f"SELECT {COLUMNS} FROM book WHERE id = ?"
 # On SQLite a book's JSON form is made in its own statement, as a list page's is.
 _BOOK_JSON: Final = (
     f"SELECT id, version, {_json_object(JSON_FIELDS)} AS json FROM book WHERE id = ?"
 )
+
+
+async def get_book(book_id: int, statement: str = _BOOK_ROW) -> Row:
+    """The book's row (``statement``: which columns, ``_BOOK_ROW`` or ``_BOOK_JSON``)."""
+    if not 0 < book_id <= MAX_ID:
+        raise NotFoundError(book_id)
+    rows = await sql.fetch(statement, (book_id,))
+    if not rows:
+        raise NotFoundError(book_id)
+    return rows[0]
 
 
 async def get_book_json(book_id: int) -> tuple[Row, str | None]:
@@ -291,12 +293,7 @@ async def get_book_json(book_id: int) -> tuple[Row, str | None]:
     else None. The row has at least ``id`` and ``version`` (for the ETag)."""
     if sql.is_postgres():
         return await get_book(book_id), None
-    if not 0 < book_id <= MAX_ID:
-        raise NotFoundError(book_id)
-    rows = await sql.fetch(_BOOK_JSON, (book_id,))
-    if not rows:
-        raise NotFoundError(book_id)
-    row = rows[0]
+    row = await get_book(book_id, _BOOK_JSON)
     return row, row[2]  # json
 
 
