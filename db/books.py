@@ -44,6 +44,17 @@ class BookFilter:
     def is_empty(self) -> bool:
         return self is NO_FILTER or self == NO_FILTER  # parse_filter's usual answer first
 
+    def is_author_only(self) -> bool:
+        """Only ``author`` filters (a count of it is kept: ``book_author_count``)."""
+        return (
+            self.author is not None
+            and not self.search
+            and self.published_after is None
+            and self.published_before is None
+            and self.min_cents is None
+            and self.max_cents is None
+        )
+
 
 NO_FILTER: Final = BookFilter()
 
@@ -239,6 +250,11 @@ async def _search_count(phrase: str, clauses: list[str], values: list[Any]) -> i
     return max(over, min(int(row["total"] or 0), estimate))
 
 
+# An author's count is kept by triggers (migration 0003): one look-up, not a read of every
+# book of the author (hundreds at a million rows).
+_AUTHOR_COUNT: Final = "SELECT n FROM book_author_count WHERE author = ?"
+
+
 async def list_books(q: PageQuery) -> Page:
     clauses, values = _where(q.filter)
     phrase = _fts_phrase(q.filter)
@@ -247,6 +263,9 @@ async def list_books(q: PageQuery) -> Page:
     if q.with_count:
         if q.filter.is_empty():
             rows = await sql.fetch("SELECT n FROM book_count WHERE id = 1")
+            count = int(rows[0]["n"]) if rows else 0
+        elif q.filter.is_author_only():
+            rows = await sql.fetch(_AUTHOR_COUNT, [q.filter.author])
             count = int(rows[0]["n"]) if rows else 0
         elif phrase:
             count = await _search_count(phrase, clauses, values)

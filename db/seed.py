@@ -393,6 +393,9 @@ _SQLITE_TRIGGERS: Final = (
     "book_search_au",
     "book_count_ai",
     "book_count_ad",
+    "book_author_count_ai",
+    "book_author_count_ad",
+    "book_author_count_au",
 )
 _SEED_CACHE_KIB: Final = -1_048_576  # 1 GiB at most, used only as the seed needs it
 _INSERT_SQL: Final = (
@@ -482,6 +485,12 @@ async def _sqlite_transaction(
             await conn.execute_query(
                 "UPDATE book_count SET n = (SELECT count(*) FROM book) WHERE id = 1"
             )
+        if names & {"book_author_count_ai", "book_author_count_ad"}:
+            await conn.execute_query("DELETE FROM book_author_count")
+            await conn.execute_query(
+                "INSERT INTO book_author_count (author, n)"
+                " SELECT author, count(*) FROM book GROUP BY author"
+            )
         for _, statement in dropped:
             await conn.execute_query(statement)
         _, rows = await conn.execute_query("SELECT count(*) AS n FROM book")
@@ -502,6 +511,7 @@ async def _seed_postgres(
             # TRUNCATE fires no row or statement DELETE trigger: reset the counter by hand.
             await raw.execute("TRUNCATE book RESTART IDENTITY")
             await raw.execute("UPDATE book_count SET n = 0 WHERE id = 1")
+            await raw.execute("DELETE FROM book_author_count")
         first = int(await raw.fetchval("SELECT coalesce(max(id), 0) FROM book")) + 1
         done = 0
         while done < count:

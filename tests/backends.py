@@ -101,7 +101,10 @@ class PostgresSchema:
 
     def reset(self) -> None:
         """Empty every table the tests write to, ids restarting at 1."""
-        self.execute(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY; UPDATE book_count SET n = 0")
+        self.execute(
+            f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY; UPDATE book_count SET n = 0;"
+            " DELETE FROM book_author_count"
+        )
 
     def drop(self) -> None:
         try:

@@ -15,7 +15,7 @@ from backends import TEST_DATABASE_URL, PostgresSchema
 from db.books import BookFilter, PageQuery
 
 ROOT = Path(__file__).resolve().parent.parent
-MIGRATIONS = ["0001_initial", "0002_indexes_search_count"]
+MIGRATIONS = ["0001_initial", "0002_indexes_search_count", "0003_author_count_cover"]
 AT_ONCE = 4
 
 needs_postgres = pytest.mark.skipif(

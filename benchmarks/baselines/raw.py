@@ -181,6 +181,9 @@ async def book_list(request: Request) -> HTTPResponse:
         else:
             page_clauses.append(f"price_cents {op}= ? AND (price_cents {op} ? OR id {op} ?)")
             page_values += [position[0], position[0], position[1]]
+    elif clauses == ["author = ?"]:  # the service's trigger-kept count per author
+        rows = await db.execute_fetchall("SELECT n FROM book_author_count WHERE author = ?", values)
+        count = rows[0][0] if rows else 0
     elif filtered:
         where = " AND ".join(clauses)
         count = (await db.execute_fetchall(f"SELECT count(*) FROM book WHERE {where}", values))[0][
