@@ -18,6 +18,7 @@ Rows are written through Tortoise's connection in one transaction:
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -397,6 +398,11 @@ _SQLITE_TRIGGERS: Final = (
     "book_author_count_ad",
     "book_author_count_au",
 )
+# The statements migration 0003 counts each author's books with (a module name that starts
+# with a digit is imported by name).
+_AUTHOR_COUNT_REFILL: Final = importlib.import_module(
+    "db.migrations.0003_author_count_cover"
+).REFILL
 _SEED_CACHE_KIB: Final = -1_048_576  # 1 GiB at most, used only as the seed needs it
 _INSERT_SQL: Final = (
     "INSERT INTO book (id, title, author, published_date, price_cents, version) "
@@ -486,11 +492,8 @@ async def _sqlite_transaction(
                 "UPDATE book_count SET n = (SELECT count(*) FROM book) WHERE id = 1"
             )
         if names & {"book_author_count_ai", "book_author_count_ad"}:
-            await conn.execute_query("DELETE FROM book_author_count")
-            await conn.execute_query(
-                "INSERT INTO book_author_count (author, n)"
-                " SELECT author, count(*) FROM book GROUP BY author"
-            )
+            for statement in _AUTHOR_COUNT_REFILL:
+                await conn.execute_query(statement)
         for _, statement in dropped:
             await conn.execute_query(statement)
         _, rows = await conn.execute_query("SELECT count(*) AS n FROM book")
