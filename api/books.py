@@ -122,7 +122,7 @@ class BookList(MethodView):
         req = pagination.parse(request.args, fields=fields or FIELDS)
         page = await db_books.list_books(req.query)
         if page.json is not None:  # made by the database, in the fields asked for
-            results: list[Any] = [orjson.Fragment(item) for item in page.json]
+            results: Any = orjson.Fragment(page.json)
         else:
             results = [to_json(row) for row in page.rows]
             if fields is not None:

@@ -132,14 +132,6 @@ def parse(args: Mapping[str, Sequence[str]], *, fields: tuple[str, ...] | None =
     return Request(query=query, mode="first" if offset is None else "offset", ordering_key=key)
 
 
-def _position(row: Any, ordering: Sequence[tuple[str, bool]]) -> list[Any]:
-    out = []
-    for col, _ in ordering:
-        value = row[col]
-        out.append(value if isinstance(value, (int, str)) else value.isoformat())
-    return out
-
-
 def _link_prefix(base: str, query_string: str) -> str:
     """A link up to its last parameter: the request's own, less ``cursor`` and ``offset``,
     which go last (a cursor is base64url and an offset digits: neither needs escaping).
@@ -163,7 +155,7 @@ def _name(part: str) -> str:
 
 
 def envelope(
-    req: Request, page: Page, results: list[Any], base_url: str, query_string: str
+    req: Request, page: Page, results: Any, base_url: str, query_string: str
 ) -> dict[str, Any]:
     q = req.query
     next_url = previous_url = None
@@ -172,13 +164,11 @@ def envelope(
     if req.mode == "cursor":
         forward_more = page.has_more if not q.backwards else True
         backward_more = page.has_more if q.backwards else True
-        if page.rows and forward_more:
-            pos = _position(page.rows[-1], q.ordering)
-            next_url = f"{prefix}cursor={encode_cursor(key, pos, False)}"
-        if page.rows and backward_more:
-            pos = _position(page.rows[0], q.ordering)
-            previous_url = f"{prefix}cursor={encode_cursor(key, pos, True)}"
-        if not page.rows and q.after is not None:
+        if page.last is not None and forward_more:
+            next_url = f"{prefix}cursor={encode_cursor(key, page.last, False)}"
+        if page.first is not None and backward_more:
+            previous_url = f"{prefix}cursor={encode_cursor(key, page.first, True)}"
+        if page.first is None and q.after is not None:
             # Past either end: step back over the position the cursor named.
             link = f"{prefix}cursor={encode_cursor(key, list(q.after), not q.backwards)}"
             if q.backwards:
@@ -187,9 +177,8 @@ def envelope(
                 previous_url = link
         return {"next": next_url, "previous": previous_url, "results": results}
     if req.mode == "first":
-        if page.has_more:
-            pos = _position(page.rows[-1], q.ordering)
-            next_url = f"{prefix}cursor={encode_cursor(key, pos, False)}"
+        if page.has_more and page.last is not None:
+            next_url = f"{prefix}cursor={encode_cursor(key, page.last, False)}"
     else:
         if page.has_more:
             next_url = f"{prefix}offset={q.offset + q.limit}"

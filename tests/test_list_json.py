@@ -19,6 +19,8 @@ pytestmark = pytest.mark.asyncio
 TITLES = [
     'Quote " and backslash \\ and slash /',
     "Tab\tnew line\ncarriage\rreturn, bell \x07, escape \x1b, unit sep \x1f",
+    # The record separator parts a page's rows on SQLite (db.books._gathered).
+    "Record sep \x1e between, and at the end \x1e",
     "Del \x7f, NBSP \xa0, line sep \u2028, para sep \u2029, BOM \ufeff",
     "Accents: Ça, élève, Straße; CJK 東京; emoji 📚🧵; combining e\u0301",
     "<script>alert('x')</script> & ampersand",
@@ -94,7 +96,9 @@ async def test_list_pages_give_the_detail_json(
     json.loads(first.content.decode("utf-8"), parse_constant=pytest.fail)
 
 
-@pytest.mark.parametrize("query", ["ordering=-price", "ordering=published_date,-title", "offset=2"])
+@pytest.mark.parametrize(
+    "query", ["ordering=-price", "ordering=published_date,-title", "ordering=title", "offset=2"]
+)
 async def test_other_orders_and_offsets_give_the_detail_json(
     client: httpx.AsyncClient, auth: dict[str, str], query: str
 ) -> None:
