@@ -140,15 +140,15 @@ def _gathered(page_sql: str, ordering: tuple[tuple[str, bool], ...]) -> str:
     """One row for a whole page (SQLite): its books' JSON forms and their keyset positions,
     each joined by ``_RS`` in the page statement's order.
 
-    Twenty rows each came back through sqlite3 and aiosqlite's thread as a row object
-    of its own, each step handing the GIL over; one row per page took an author's page at
-    a million rows from 61 to 43 µs with 64 pages in flight on one aiosqlite connection,
-    and its throughput through the service from 0.6-0.7 to 0.8 of a 10,000-row page's
-    (issue 9). group_concat
-    takes the rows in the order the page's ORDER BY … LIMIT subquery yields them, which
-    SQLite runs as a co-routine feeding the aggregate in that order (before 3.44 SQLite has
-    no ORDER BY inside an aggregate); tests/test_pagination.py walks every ordering both
-    ways to hold it to that.
+    Twenty rows each came back through sqlite3 and aiosqlite's thread as a row object of
+    its own, each step handing the GIL over; one row per page took an author's page at a
+    million rows from 61 to 43 µs with 64 pages in flight on one aiosqlite connection, and
+    its throughput through the service from 0.6-0.7 to 0.8 of a 10,000-row page's (issue 9).
+
+    group_concat takes the rows in the order the page's ORDER BY … LIMIT subquery yields
+    them: SQLite runs it as a co-routine feeding the aggregate in that order (before 3.44
+    SQLite has no ORDER BY inside an aggregate). tests/test_pagination.py and
+    tests/test_list_json.py walk every ordering both ways to hold it to that.
     """
     keys = ", ".join(col for col, _ in ordering)
     return (
@@ -349,12 +349,13 @@ def _split_page(gathered: Sequence[Row], q: PageQuery, count: int | None) -> Pag
     has_more = n > q.limit
     if has_more:
         text, keys = text[: text.rindex(_RS)], keys[: keys.rindex(_RS)]
-    first, _, rest = keys.partition(_RS)
-    last = keys[keys.rindex(_RS) + 1 :] if rest else first
-    if q.backwards:
+    first, last = keys.partition(_RS)[0], keys.rpartition(_RS)[2]
+    if q.backwards:  # the rows came last first
         first, last = last, first
-        text = _RS.join(reversed(text.split(_RS)))
-    json = "[" + text.replace(_RS, ",") + "]"
+        items = ",".join(reversed(text.split(_RS)))
+    else:
+        items = text.replace(_RS, ",")
+    json = "[" + items + "]"
     return Page(
         rows=[],
         count=count,
