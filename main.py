@@ -67,13 +67,14 @@ def serve(settings: Settings) -> None:
     Sanic.serve(primary=app, app_loader=loader)
 
 
-def _with_db(settings: Settings, job: Callable[[], Awaitable[Any]]) -> Any:
-    from db import close_db, init_db
+def _with_db(settings: Settings, job: Callable[[Any], Awaitable[Any]]) -> Any:
+    """``job(backend)``'s result, with the database open (and migrated) around it."""
+    from db import close_db, open_db
 
     async def run() -> Any:
-        await init_db(settings.database_url, pool_min=1, pool_max=2)
+        backend = await open_db(settings.database_url, pool_min=1, pool_max=2)
         try:
-            return await job()
+            return await job(backend)
         finally:
             await close_db()
 
@@ -94,7 +95,7 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.action == "create":
         try:
-            key = _with_db(settings, lambda: tokens.create_token(name=args.name))
+            key = _with_db(settings, lambda _: tokens.create_token(name=args.name))
         except tokens.TokenExistsError:
             print(
                 f"bookshelf: a token named {args.name!r} exists already; "  # noqa: T201
@@ -112,7 +113,7 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
         )
         return 0
     if args.action == "list":
-        rows = _with_db(settings, tokens.list_tokens)
+        rows = _with_db(settings, lambda _: tokens.list_tokens())
         print(f"{'NAME':<24} {'CREATED':<25} {'LAST USED':<25} STATUS")  # noqa: T201
         for t in rows:
             last = t.last_used_at.isoformat(timespec="seconds") if t.last_used_at else "never"
@@ -123,7 +124,7 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
             )
         return 0
     try:
-        _with_db(settings, lambda: tokens.revoke_token(name=args.name))
+        _with_db(settings, lambda _: tokens.revoke_token(name=args.name))
     except NotFoundError:
         print(
             f"bookshelf: no token named {args.name!r}; see `python main.py token list`",  # noqa: T201
@@ -152,11 +153,11 @@ def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    async def job() -> tuple[seed.SeedReport, tuple[int, int, int | None]]:
+    async def job(backend: Any) -> tuple[seed.SeedReport, tuple[int, int, int | None]]:
         report = await seed.seed_books(
-            count=args.count, seed=args.seed, replace=args.replace, progress=progress
+            backend, count=args.count, seed=args.seed, replace=args.replace, progress=progress
         )
-        return report, await seed.check_counts()
+        return report, await backend.check_counts()
 
     report, (rows, counted, indexed) = _with_db(settings, job)
     ids = f"ids {report.first_id}-{report.last_id}" if report.inserted else "no rows"

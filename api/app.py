@@ -14,7 +14,7 @@ from sanic_ext.extensions.openapi.extension import OpenAPIExtension
 from api import books, observability, openapi, ops, ratelimit
 from api.errors import APIErrorHandler
 from api.settings import Settings
-from db import close_db, init_db
+from db import close_db, open_db
 
 APP_NAME = "bookshelf"
 
@@ -95,7 +95,7 @@ def create_app(
 
     @app.before_server_start
     async def _open_db(app: Sanic) -> None:
-        await init_db(
+        app.ctx.db = await open_db(
             settings.database_url,
             run_migrations=settings.migrate_on_start,
             pool_min=settings.db_pool_min,

@@ -53,7 +53,7 @@ async def write_input(request: Request, parse: Callable[[], T]) -> tuple[str, T]
     try:
         value = parse()
     except APIError:
-        if not await tokens.is_active(key):
+        if not await request.app.ctx.db.token_is_active(key):
             raise AuthenticationFailed() from None
         raise
     return tokens.hash_key(key), value

@@ -15,17 +15,8 @@ from api.auth import write_input
 from api.errors import allow_header
 from api.filters import parse_fields
 from api.responses import empty, json, json_bytes
-from api.serializers import (
-    FIELDS,
-    etag,
-    parse_body,
-    to_json,
-    to_values,
-    validate_book,
-    validate_bulk,
-)
-from db import books as db_books
-from db.books import BookValues
+from api.serializers import etag, parse_body, to_values, validate_book, validate_bulk
+from db.query import BookJSON, BookValues
 
 LIST_METHODS: Final = ("GET", "POST", "HEAD", "OPTIONS")
 DETAIL_METHODS: Final = ("GET", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
@@ -66,7 +57,7 @@ def _if_match(request: Request, book_id: int) -> tuple[int, ...] | None:
                 version.isascii()
                 and version.isdigit()
                 and len(version) < 10
-                and tag == etag({"id": book_id, "version": int(version)})
+                and tag == etag(book_id, int(version))
             ):
                 versions.append(int(version))
     return tuple(versions) or (-1,)
@@ -89,13 +80,23 @@ def _creations(request: Request) -> tuple[bool, list[BookValues]]:
     return False, [to_values(validate_book(data))]
 
 
+def _body(books: list[BookJSON]) -> bytes:
+    """The JSON array of ``books``, from their JSON forms."""
+    return b"[" + b",".join([book.json for book in books]) + b"]"
+
+
 class MethodView(HTTPMethodView):
     """Sanic's class-based view, dispatched through a table made once.
 
     Sanic's own ``as_view`` makes an instance of the class for every request and looks
-    its method up by name; the views here keep no state, so one instance serves every
-    request. ``view_class`` stays, so sanic-ext documents each method as its own operation.
+    its method up by name; the views here keep no state but the app's context (whose
+    ``db`` is the open database's backend, set when the server starts), so one instance
+    serves every request. ``view_class`` stays, so sanic-ext documents each method as its
+    own operation.
     """
+
+    def __init__(self, ctx: Any) -> None:
+        self.ctx = ctx
 
     @classmethod
     def as_view(cls, *class_args: Any, **class_kwargs: Any) -> Any:
@@ -118,15 +119,9 @@ class MethodView(HTTPMethodView):
 
 class BookList(MethodView):
     async def get(self, request: Request) -> HTTPResponse:
-        fields = parse_fields(request.args)
-        req = pagination.parse(request.args, fields=fields or FIELDS)
-        page = await db_books.list_books(req.query)
-        if page.json is not None:  # made by the database, in the fields asked for
-            results: Any = orjson.Fragment(page.json)
-        else:
-            results = [to_json(row) for row in page.rows]
-            if fields is not None:
-                results = [{f: item[f] for f in fields} for item in results]
+        req = pagination.parse(request.args, fields=parse_fields(request.args))
+        page = await self.ctx.db.list_books(req.query)
+        results = orjson.Fragment(page.json)  # made by db/, in the fields asked for
         url = base_url(request) + request.path
         return json(pagination.envelope(req, page, results, url, request.query_string))
 
@@ -135,12 +130,13 @@ class BookList(MethodView):
 
     async def post(self, request: Request) -> HTTPResponse:
         token, (bulk, items) = await write_input(request, lambda: _creations(request))
-        rows = await db_books.create_books(items, token=token)
+        books = await self.ctx.db.create_books(items, token=token)
         if bulk:
-            return json([to_json(row) for row in rows], status=201)
-        (row,) = rows
-        location = f"{base_url(request)}/books/{row['id']}/"
-        return json(to_json(row), status=201, headers={"Location": location, "ETag": etag(row)})
+            return json_bytes(_body(books), status=201)
+        (book,) = books
+        location = f"{base_url(request)}/books/{book.id}/"
+        headers = {"Location": location, "ETag": etag(book.id, book.version)}
+        return json_bytes(book.json, status=201, headers=headers)
 
     async def options(self, request: Request) -> HTTPResponse:
         return _options("Book List", LIST_METHODS)
@@ -148,12 +144,11 @@ class BookList(MethodView):
 
 class BookDetail(MethodView):
     async def get(self, request: Request, book_id: int) -> HTTPResponse:
-        row, text = await db_books.get_book_json(book_id)
-        tag = etag(row)
+        book = await self.ctx.db.book_json(book_id)
+        tag = etag(book_id, book.version)
         if _none_match(request, tag):
             return empty(status=304, headers={"ETag": tag})
-        body = text.encode() if text is not None else orjson.dumps(to_json(row))
-        return json_bytes(body, headers={"ETag": tag})
+        return json_bytes(book.json, headers={"ETag": tag})
 
     async def head(self, request: Request, book_id: int) -> HTTPResponse:
         return await self.get(request, book_id)
@@ -164,8 +159,8 @@ class BookDetail(MethodView):
             lambda: validate_book(parse_body(request.content_type, request.body), partial=partial),
         )
         versions = _if_match(request, book_id)
-        row = await db_books.update_book(book_id, changes, if_versions=versions, token=token)
-        return json(to_json(row), headers={"ETag": etag(row)})
+        book = await self.ctx.db.update_book(book_id, changes, if_versions=versions, token=token)
+        return json_bytes(book.json, headers={"ETag": etag(book.id, book.version)})
 
     async def put(self, request: Request, book_id: int) -> HTTPResponse:
         return await self._update(request, book_id, partial=False)
@@ -175,7 +170,8 @@ class BookDetail(MethodView):
 
     async def delete(self, request: Request, book_id: int) -> HTTPResponse:
         token, _ = await write_input(request, lambda: None)
-        await db_books.delete_book(book_id, if_versions=_if_match(request, book_id), token=token)
+        versions = _if_match(request, book_id)
+        await self.ctx.db.delete_book(book_id, if_versions=versions, token=token)
         return empty(status=204)
 
     async def options(self, request: Request, book_id: int) -> HTTPResponse:
@@ -191,7 +187,8 @@ async def api_root(request: Request) -> HTTPResponse:
 def register(app: Any) -> None:
     # A blueprint per app: tests build many apps in one process.
     bp = Blueprint("books")
-    bp.add_route(BookList.as_view(), "/books", strict_slashes=False, name="list")
-    bp.add_route(BookDetail.as_view(), "/books/<book_id:int>", strict_slashes=False, name="detail")
+    bp.add_route(BookList.as_view(app.ctx), "/books", strict_slashes=False, name="list")
+    detail = BookDetail.as_view(app.ctx)
+    bp.add_route(detail, "/books/<book_id:int>", strict_slashes=False, name="detail")
     bp.add_route(api_root, "/", methods=list(ROOT_METHODS), name="root")
     app.blueprint(bp)

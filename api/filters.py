@@ -20,10 +20,13 @@ from typing import Final
 
 from api import errors as e
 from api.errors import ValidationError
-from api.serializers import FIELDS, parse_date, parse_decimal
-from db.books import NO_FILTER, ORDERABLE, BookFilter
+from api.serializers import parse_decimal
+from db.query import NO_FILTER, BookFilter, Ordering
+from db.schema import NAMES, ORDERABLE, parse_date
 
-CENTS_BOUND: Final = 2**31 - 1  # price_cents is int4 on PostgreSQL; asyncpg refuses more
+# Past any price: a bound beyond it means the same as the bound itself (db/ clamps it to
+# what its columns hold).
+_FAR: Final = 10**22
 _NULL_CHAR: Final = "Null characters are not allowed."
 _CENT: Final = Decimal("0.01")
 # Wide enough that quantizing any parsed bound below 1e20 is one exact rounding step.
@@ -45,9 +48,9 @@ def _text(args: Mapping[str, Sequence[str]], name: str) -> str | None:
 
 
 def _cents(args: Mapping[str, Sequence[str]], name: str, rounding: str) -> int | None:
-    """A price bound in whole cents, rounded inwards (``rounding``), clamped to the driver's
-    integer range. Exact for any finite decimal: no step runs in the default context, whose
-    precision and exponent limits would round the bound or raise (a 500) on ``1e99999999999``.
+    """A price bound in whole cents, rounded inwards (``rounding``). Exact for any finite
+    decimal: no step runs in the default context, whose precision and exponent limits would
+    round the bound or raise (a 500) on ``1e99999999999``.
     """
     raw = last(args, name)
     if raw is None:
@@ -57,11 +60,10 @@ def _cents(args: Mapping[str, Sequence[str]], name: str, rounding: str) -> int |
         raise ValidationError({name: [e.INVALID_NUMBER]})
     if number.is_zero():
         return 0
-    if number.adjusted() >= 20:  # far past any price (and past CENTS_BOUND)
-        return -CENTS_BOUND if number.is_signed() else CENTS_BOUND
+    if number.adjusted() >= 20:  # far past any price
+        return -_FAR if number.is_signed() else _FAR
     bound = number.quantize(_CENT, rounding=rounding, context=_EXACT)
-    cents = int(bound.scaleb(2, context=_EXACT))
-    return max(-CENTS_BOUND, min(CENTS_BOUND, cents))
+    return int(bound.scaleb(2, context=_EXACT))
 
 
 def _date(args: Mapping[str, Sequence[str]], name: str):  # type: ignore[no-untyped-def]
@@ -93,8 +95,8 @@ def parse_filter(args: Mapping[str, Sequence[str]]) -> BookFilter:
     )
 
 
-def parse_ordering(args: Mapping[str, Sequence[str]]) -> tuple[tuple[str, bool], ...]:
-    """(column, descending) pairs ending with the id tie-break, so every order is total."""
+def parse_ordering(args: Mapping[str, Sequence[str]]) -> Ordering:
+    """(field, descending) pairs ending with the id tie-break, so every order is total."""
     raw = last(args, "ordering")
     pairs: list[tuple[str, bool]] = []
     seen: set[str] = set()
@@ -108,30 +110,30 @@ def parse_ordering(args: Mapping[str, Sequence[str]]) -> tuple[tuple[str, bool],
             raise ValidationError(
                 {"ordering": [f"Unknown field {field!r}. Choose from {', '.join(ORDERABLE)}."]}
             )
-        column = ORDERABLE[field]
-        if column in seen or "id" in seen:  # id is unique: nothing after it changes the order
+        if field in seen or "id" in seen:  # id is unique: nothing after it changes the order
             continue
-        seen.add(column)
-        pairs.append((column, desc))
+        seen.add(field)
+        pairs.append((field, desc))
     if "id" not in seen:
         pairs.append(("id", False))
     return tuple(pairs)
 
 
-def parse_fields(args: Mapping[str, Sequence[str]]) -> tuple[str, ...] | None:
+def parse_fields(args: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
+    """The fields each book of a list shows, in ``NAMES`` order (all of them by default)."""
     raw = last(args, "fields")
     if raw is None:
-        return None
+        return NAMES
     wanted = {part.strip() for part in raw.split(",") if part.strip()}
-    unknown = sorted(wanted - set(FIELDS))
+    unknown = sorted(wanted - set(NAMES))
     if unknown:
         raise ValidationError(
             {
                 "fields": [
-                    f"Unknown field(s): {', '.join(unknown)}. Choose from {', '.join(FIELDS)}."
+                    f"Unknown field(s): {', '.join(unknown)}. Choose from {', '.join(NAMES)}."
                 ]
             }
         )
     if not wanted:
-        return None
-    return tuple(f for f in FIELDS if f in wanted)
+        return NAMES
+    return tuple(f for f in NAMES if f in wanted)

@@ -10,7 +10,6 @@ from sanic.response import HTTPResponse, raw
 
 from api.errors import allow_header
 from api.responses import json
-from db import sql
 
 
 async def healthz(request: Request) -> HTTPResponse:
@@ -19,7 +18,7 @@ async def healthz(request: Request) -> HTTPResponse:
 
 async def readyz(request: Request) -> HTTPResponse:
     try:
-        await asyncio.wait_for(sql.ping(), timeout=2.0)
+        await asyncio.wait_for(request.app.ctx.db.ping(), timeout=2.0)
     except Exception as exc:  # any failure to answer means "not ready", never a 500
         return json({"status": "unavailable", "database": type(exc).__name__}, status=503)
     return json({"status": "ok", "database": "ok"})

@@ -2,8 +2,8 @@
 
 A list request without ``offset`` or ``cursor`` gets ``count`` and a ``next`` link carrying
 a cursor; with ``offset`` it links by offset; with ``cursor`` it has no ``count``. A
-cursor is base64url JSON of the ordering it was made for and the keyset position (the
-ordering values of a row and its id), never a disguised offset.
+cursor is base64url JSON of the ordering it was made for (API field names) and the keyset
+position (the ordering values of a row and its id), never a disguised offset.
 """
 
 from __future__ import annotations
@@ -21,15 +21,12 @@ import orjson
 from api import errors as e
 from api.errors import ValidationError
 from api.filters import last, parse_filter, parse_ordering
-from api.serializers import parse_date
-from db import sql
-from db.books import Page, PageQuery
+from db.query import Ordering, Page, PageQuery
+from db.schema import NAMES, position_value
 
 DEFAULT_LIMIT: Final = 20
 MAX_LIMIT: Final = 100
 MAX_OFFSET: Final = 2**53
-_INT_COLUMNS: Final = ("id", "price_cents")
-_STR_COLUMNS: Final = ("title", "author")
 _REPLACED: Final = frozenset({"cursor", "offset"})
 # Unreserved characters, the separators of a query, and well-formed percent escapes.
 _PLAIN_QUERY: Final = re.compile(r"(?:[A-Za-z0-9._~+=&,-]|%[0-9A-Fa-f]{2})*")
@@ -60,8 +57,8 @@ def _int(args: Mapping[str, Sequence[str]], name: str, lo: int, hi: int) -> int 
     return value
 
 
-def _ordering_key(ordering: Sequence[tuple[str, bool]]) -> str:
-    return ",".join(("-" if desc else "") + col for col, desc in ordering)
+def _ordering_key(ordering: Ordering) -> str:
+    return ",".join(("-" if desc else "") + name for name, desc in ordering)
 
 
 def encode_cursor(ordering_key: str, position: Sequence[Any], backwards: bool) -> str:
@@ -69,9 +66,7 @@ def encode_cursor(ordering_key: str, position: Sequence[Any], backwards: bool) -
     return base64.urlsafe_b64encode(orjson.dumps(doc)).rstrip(b"=").decode()
 
 
-def _decode_cursor(
-    raw: str, ordering: Sequence[tuple[str, bool]], key: str
-) -> tuple[tuple[Any, ...], bool]:
+def _decode_cursor(raw: str, ordering: Ordering, key: str) -> tuple[tuple[Any, ...], bool]:
     try:
         text = raw.strip()
         doc = orjson.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
@@ -83,19 +78,11 @@ def _decode_cursor(
     if not isinstance(position, list) or len(position) != len(ordering):
         raise _invalid_cursor()
     values: list[Any] = []
-    for (col, _), value in zip(ordering, position, strict=True):
-        if col in _INT_COLUMNS:
-            if type(value) is not int or abs(value) >= 2**31:  # 32-bit columns on PostgreSQL
-                raise _invalid_cursor()
-        elif col in _STR_COLUMNS:
-            if not isinstance(value, str) or "\x00" in value:
-                raise _invalid_cursor()
-        else:
-            parsed = parse_date(value)
-            if parsed is None:
-                raise _invalid_cursor()
-            value = sql.date_param(parsed)
-        values.append(value)
+    for (name, _), value in zip(ordering, position, strict=True):
+        checked = position_value(name, value)
+        if checked is None:
+            raise _invalid_cursor()
+        values.append(checked)
     return tuple(values), doc["b"]
 
 
@@ -105,7 +92,7 @@ def _invalid_cursor() -> ValidationError:
     return ValidationError({"cursor": [e.INVALID_CURSOR]})
 
 
-def parse(args: Mapping[str, Sequence[str]], *, fields: tuple[str, ...] | None = None) -> Request:
+def parse(args: Mapping[str, Sequence[str]], *, fields: tuple[str, ...] = NAMES) -> Request:
     """The list request ``args`` ask for; ``fields``: the JSON fields of each book, in
     order (``PageQuery.fields``)."""
     flt = parse_filter(args)

@@ -171,7 +171,9 @@ class RateLimiter:
             now = time.monotonic()
             # Only *who* is asking is cached here, never whether a write is allowed:
             # authentication itself always asks the database.
-            if self._known.get(digest, 0.0) > now or await tokens.digest_is_active(digest):
+            if self._known.get(digest, 0.0) > now or await request.app.ctx.db.digest_is_active(
+                digest
+            ):
                 if len(self._known) > 10_000:
                     self._known.clear()
                 self._known[digest] = now + KNOWN_TOKEN_SECONDS

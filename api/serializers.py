@@ -16,15 +16,13 @@ import orjson
 
 from api import errors as e
 from api.errors import ParseError, UnsupportedMediaType, ValidationError
-from db.books import BookValues
+from db.query import BookValues
+from db.schema import WRITABLE, parse_date
 
 MAX_LENGTH: Final = 255
 MAX_DIGITS: Final = 5
 DECIMAL_PLACES: Final = 2
 MAX_BULK: Final = 1000
-FIELDS: Final = ("id", "title", "author", "published_date", "price")
-WRITABLE: Final = ("title", "author", "published_date", "price")
-_DATE_RE: Final = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})$")
 _SURROGATE_RE: Final = re.compile("[\ud800-\udfff]")
 _NOT_DICT: Final = "Invalid data. Expected a dictionary, but got {kind}."
 _EMPTY_LIST: Final = "This list may not be empty."
@@ -143,18 +141,6 @@ def _price(value: Any) -> tuple[int | None, list[str]]:
     return int(number.scaleb(DECIMAL_PLACES)), []
 
 
-def parse_date(value: Any) -> dt.date | None:
-    if not isinstance(value, str):
-        return None
-    match = _DATE_RE.match(value.strip())
-    if not match:
-        return None
-    try:
-        return dt.date(*(int(g) for g in match.groups()))
-    except ValueError:
-        return None
-
-
 def _date(value: Any) -> tuple[dt.date | None, list[str]]:
     if value is None:
         return None, [e.NULL]
@@ -162,17 +148,13 @@ def _date(value: Any) -> tuple[dt.date | None, list[str]]:
     return (parsed, []) if parsed is not None else (None, [e.BAD_DATE])
 
 
+# A parser for each writable field (``db.schema.WRITABLE``); the price comes out in cents.
 _PARSERS: Final = {"title": _char, "author": _char, "published_date": _date, "price": _price}
-_COLUMN: Final = {
-    "title": "title",
-    "author": "author",
-    "published_date": "published_date",
-    "price": "price_cents",
-}
 
 
 def validate_book(data: Any, *, partial: bool = False) -> dict[str, Any]:
-    """Column -> value for the fields present; raises ValidationError with all field errors."""
+    """Field -> value for the fields present (the price in cents); raises ValidationError
+    with all field errors."""
     if not isinstance(data, dict):
         raise ParseError(f"JSON parse error - Expected an object, got {_kind(data)}")
     values, errors = _collect(data, partial)
@@ -193,12 +175,12 @@ def _collect(data: dict[str, Any], partial: bool) -> tuple[dict[str, Any], dict[
         if messages:
             errors[name] = messages
         else:
-            values[_COLUMN[name]] = value
+            values[name] = value
     return values, errors
 
 
-def to_values(columns: dict[str, Any]) -> BookValues:
-    return BookValues(**columns)
+def to_values(fields: dict[str, Any]) -> BookValues:
+    return BookValues(**fields)
 
 
 def validate_bulk(data: list[Any]) -> list[BookValues]:
@@ -222,26 +204,5 @@ def validate_bulk(data: list[Any]) -> list[BookValues]:
     return items
 
 
-def _iso(value: Any) -> str:
-    return value if isinstance(value, str) else value.isoformat()
-
-
-_CENTS: Final = tuple(f"{n:02d}" for n in range(100))
-
-
-def price_text(cents: int) -> str:
-    return f"{cents // 100}.{_CENTS[cents % 100]}"  # a third of the time of ``:02d``
-
-
-def to_json(row: Any) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "title": row["title"],
-        "author": row["author"],
-        "published_date": _iso(row["published_date"]),
-        "price": price_text(row["price_cents"]),
-    }
-
-
-def etag(row: Any) -> str:
-    return f'"{row["id"]}-{row["version"]}"'
+def etag(book_id: int, version: int) -> str:
+    return f'"{book_id}-{version}"'

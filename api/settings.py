@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from db import dialect
+from db import check_url
 
 DEFAULT_DATABASE_URL: Final = "sqlite://./data/bookshelf.sqlite3"
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -64,7 +64,7 @@ class Settings:
         if "DATABASE_URL" in env:
             url = env["DATABASE_URL"].strip()
             try:
-                dialect(url)
+                check_url(url)
             except ValueError as exc:
                 raise SettingsError(
                     f"DATABASE_URL: {exc}; use sqlite://PATH or postgres://USER@HOST/DB"

@@ -15,9 +15,20 @@ from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.connection import get_connections
 from tortoise.migrations.api.migrate import migrate as tortoise_migrate
 
+from db.backend import Backend
 from db.errors import DatabaseUnavailableError
+from db.postgres import PostgresBackend
+from db.sqlite import SqliteBackend
 
-__all__ = ["build_config", "close_db", "dialect", "init_db", "migrate", "sqlite_path"]
+__all__ = [
+    "Backend",
+    "build_config",
+    "check_url",
+    "close_db",
+    "migrate",
+    "open_db",
+    "sqlite_path",
+]
 
 # Pragmas for concurrent use by several worker processes: WAL lets readers run beside
 # the one writer; the busy timeout makes a writer wait for the lock instead of failing
@@ -48,17 +59,22 @@ def sqlite_path(url: str) -> str | None:
     return url[len("sqlite://") :].split("?", 1)[0]
 
 
-def dialect(url: str) -> str:
+def _backend_class(url: str) -> type[Backend]:
     scheme = urlsplit(url).scheme
     if scheme in SQLITE_SCHEMES:
-        return "sqlite"
+        return SqliteBackend
     if scheme in POSTGRES_SCHEMES:
-        return "postgres"
+        return PostgresBackend
     raise ValueError(f"unsupported scheme {scheme!r}")
 
 
+def check_url(url: str) -> None:
+    """ValueError, saying why, when no backend serves ``url``."""
+    _backend_class(url)
+
+
 def build_config(url: str, *, pool_min: int = 1, pool_max: int = 10) -> dict[str, Any]:
-    if dialect(url) == "sqlite":
+    if _backend_class(url) is SqliteBackend:
         path = sqlite_path(url) or ""
         extra = dict(parse_qsl(url.split("?", 1)[1])) if "?" in url else {}
         connection: dict[str, Any] = {
@@ -151,7 +167,7 @@ async def migrate(url: str) -> None:
     _ensure_sqlite_dir(url)
     # A small pool: migrations run one statement at a time.
     config = build_config(url, pool_min=1, pool_max=2)
-    if dialect(url) == "sqlite":
+    if _backend_class(url) is SqliteBackend:
         lock = _sqlite_migration_lock(sqlite_path(url) or "")
     else:
         lock = _postgres_migration_lock(config["connections"]["default"]["credentials"])
@@ -162,7 +178,9 @@ async def migrate(url: str) -> None:
             await Tortoise.close_connections()
 
 
-async def init_db(url: str, *, run_migrations: bool = True, **pool: int) -> None:
+async def open_db(url: str, *, run_migrations: bool = True, **pool: int) -> Backend:
+    """Open the database of ``url`` (migrated first unless told not to) and return its
+    backend, through which every statement goes."""
     if run_migrations:
         await migrate(url)
     else:
@@ -173,18 +191,19 @@ async def init_db(url: str, *, run_migrations: bool = True, **pool: int) -> None
     EXECUTOR_CACHE.clear()
     # Sanic runs listeners and requests in different tasks: the context must be global.
     await Tortoise.init(config=build_config(url, **pool), _enable_global_fallback=True)
-    from db import sql
-
-    sql.configure(dialect(url), get_connections())
+    backend = _backend_class(url)(get_connections())
+    _open["backend"] = backend
     # Open the connection (the pool) now, in the start-up listener, rather than in the
-    # first request (see db.sql.fetch on why an opening must not be cancelled). A database
-    # that is down does not stop the start: /readyz answers 503 until it is back, and the
-    # first statement that finds it up opens the connection.
+    # first request (see the backends' fetch on why an opening must not be cancelled). A
+    # database that is down does not stop the start: /readyz answers 503 until it is back,
+    # and the first statement that finds it up opens the connection.
     with contextlib.suppress(DatabaseUnavailableError):
-        await sql.ping()
+        await backend.ping()
+    return backend
 
 
 _closing: dict[str, asyncio.Future[None]] = {}
+_open: dict[str, Backend] = {}  # the backend of the database this process has open
 
 
 async def close_db() -> None:
@@ -196,9 +215,9 @@ async def close_db() -> None:
     """
     task = _closing.get("task")
     if task is None:
-        from db import sql
-
-        sql.forget_connections()
+        backend = _open.pop("backend", None)
+        if backend is not None:
+            backend.forget_connections()
         task = asyncio.ensure_future(Tortoise.close_connections())
         _closing["task"] = task
     try:

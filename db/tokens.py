@@ -1,4 +1,7 @@
-"""API tokens: create (the key is shown once), list, revoke, and the per-write lookup.
+"""API tokens: create (the key is shown once), list, revoke; what a write's statement checks.
+
+The per-request look-ups (``token_is_active``, ``touch_token``) are the backend's
+(``db.backend``).
 
 Only the SHA-256 digest of a key is stored. A key is 40 random bytes from ``secrets``
 (URL-safe text), so a fast hash is enough: there is nothing to brute-force.
@@ -10,13 +13,11 @@ import datetime as dt
 import functools
 import hashlib
 import secrets
-import time
 from dataclasses import dataclass
 from typing import Final
 
 from tortoise.exceptions import IntegrityError
 
-from db import sql
 from db.errors import DatabaseError, NotFoundError
 from db.models import ApiToken
 
@@ -92,32 +93,3 @@ async def revoke_token(*, name: str) -> None:
     if not updated:
         if not await ApiToken.exists(name=name):
             raise NotFoundError(name)
-
-
-_touched: dict[str, float] = {}  # digest -> when this process may refresh it again
-
-
-async def touch(digest: str) -> None:
-    """Record a write made with the token of ``digest``: refresh its last_used_at, at most
-    once per LAST_USED_RESOLUTION in this process."""
-    now = time.monotonic()
-    if _touched.get(digest, 0.0) > now:
-        return
-    if len(_touched) > 10_000:
-        _touched.clear()
-    _touched[digest] = now + LAST_USED_RESOLUTION.total_seconds()
-    # Fixed SQL, not the ORM: an ORM statement takes Tortoise's SQLite connection lock, and
-    # while it is held every other request's statement queues behind it (db/sql.py). Under
-    # load the queue never drained: one refresh a minute serialised all statements after
-    # it. (Tortoise registers the sqlite3 adapter that stores a datetime as it would.)
-    await sql.fetch("UPDATE api_token SET last_used_at = ? WHERE key_hash = ?", [_now(), digest])
-
-
-async def is_active(key: str) -> bool:
-    """True when ``key`` belongs to an unrevoked token (no last-use bookkeeping)."""
-    return await digest_is_active(hash_key(key))
-
-
-async def digest_is_active(digest: str) -> bool:
-    rows = await sql.fetch(f"SELECT 1 AS ok WHERE {ACTIVE_TOKEN}", [digest])
-    return bool(rows)

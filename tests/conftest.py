@@ -20,7 +20,7 @@ from backends import BACKENDS, TEST_DATABASE_URL, TEST_REDIS_URL, PostgresSchema
 from sanic import Sanic
 
 from api import Settings, create_app
-from db import tokens
+from db import Backend, tokens
 
 _names = itertools.count()
 # Sanic rewrites some of its own methods at start-up (TouchUp); in test mode it keeps the
@@ -102,6 +102,12 @@ async def app(settings: Settings) -> AsyncIterator[Sanic]:
 async def client(app: Sanic) -> AsyncIterator[httpx.AsyncClient]:
     async with serving(app) as c:
         yield c
+
+
+@pytest.fixture
+def db(app: Sanic, client: httpx.AsyncClient) -> Backend:
+    """The backend of the app's database, open once ``client`` has started the app."""
+    return app.ctx.db
 
 
 @pytest.fixture

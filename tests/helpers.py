@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from api.serializers import WRITABLE, price_text
+from db.schema import WRITABLE, price_text
 
 ROOT_ALLOW = "GET, HEAD, OPTIONS"
 LIST_ALLOW = "GET, POST, HEAD, OPTIONS"

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from db import seed, sql
+from db import Backend, seed
 from db.seed import author_name
 
 pytestmark = pytest.mark.asyncio
@@ -21,19 +21,21 @@ pytestmark = pytest.mark.asyncio
 AUTHORS = ("Ann", "Bo", "Cy", "ann", "Ann ")  # case and a trailing space are other authors
 
 
-async def _truth() -> dict[str, int]:
-    rows = await sql.fetch("SELECT author, count(*) AS n FROM book GROUP BY author")
+async def _truth(db: Backend) -> dict[str, int]:
+    rows = await db.fetch("SELECT author, count(*) AS n FROM book GROUP BY author")
     return {r["author"]: int(r["n"]) for r in rows}
 
 
-async def _counter() -> dict[str, int]:
-    rows = await sql.fetch("SELECT author, n FROM book_author_count")
+async def _counter(db: Backend) -> dict[str, int]:
+    rows = await db.fetch("SELECT author, n FROM book_author_count")
     return {r["author"]: int(r["n"]) for r in rows}
 
 
-async def _check(client: httpx.AsyncClient, authors: tuple[str, ...] = AUTHORS) -> None:
-    truth = await _truth()
-    assert await _counter() == truth
+async def _check(
+    client: httpx.AsyncClient, db: Backend, authors: tuple[str, ...] = AUTHORS
+) -> None:
+    truth = await _truth(db)
+    assert await _counter(db) == truth
     for author in authors:
         response = await client.get("/books/", params={"author": author, "limit": 100})
         assert response.status_code == 200, response.text
@@ -47,20 +49,20 @@ def _book(author: str, i: int) -> dict[str, Any]:
 
 
 async def test_every_write_keeps_the_author_count(
-    client: httpx.AsyncClient, auth: dict[str, str]
+    client: httpx.AsyncClient, db: Backend, auth: dict[str, str]
 ) -> None:
-    await _check(client)
+    await _check(client, db)
     ids = []
     for i, author in enumerate(AUTHORS * 2):
         response = await client.post("/books/", json=_book(author, i), headers=auth)
         assert response.status_code == 201, response.text
         ids.append(response.json()["id"])
-    await _check(client)
+    await _check(client, db)
 
     bulk = [_book(AUTHORS[i % 3], i) for i in range(7)]
     response = await client.post("/books/", json=bulk, headers=auth)
     assert response.status_code == 201, response.text
-    await _check(client)
+    await _check(client, db)
 
     # PATCH: to another author, to the same author, a field other than the author.
     for book_id, body in (
@@ -71,23 +73,23 @@ async def test_every_write_keeps_the_author_count(
     ):
         response = await client.patch(f"/books/{book_id}/", json=body, headers=auth)
         assert response.status_code == 200, response.text
-    await _check(client, (*AUTHORS, "Dee"))
+    await _check(client, db, (*AUTHORS, "Dee"))
 
     response = await client.put(f"/books/{ids[4]}/", json=_book("Eve", 99), headers=auth)
     assert response.status_code == 200, response.text
-    await _check(client, (*AUTHORS, "Dee", "Eve"))
+    await _check(client, db, (*AUTHORS, "Dee", "Eve"))
 
     # Deleting an author's last book removes the author's counter row.
     for book_id in (ids[3], ids[4], ids[5], ids[9]):
         response = await client.delete(f"/books/{book_id}/", headers=auth)
         assert response.status_code == 204, response.text
-    await _check(client, (*AUTHORS, "Dee", "Eve"))
-    assert "Dee" not in await _counter() and "Eve" not in await _counter()
-    assert all(n > 0 for n in (await _counter()).values())
+    await _check(client, db, (*AUTHORS, "Dee", "Eve"))
+    assert "Dee" not in await _counter(db) and "Eve" not in await _counter(db)
+    assert all(n > 0 for n in (await _counter(db)).values())
 
 
 async def test_a_filter_beside_the_author_counts_exactly(
-    client: httpx.AsyncClient, auth: dict[str, str]
+    client: httpx.AsyncClient, db: Backend, auth: dict[str, str]
 ) -> None:
     for i, price in enumerate(("1.00", "2.00", "3.00")):
         body = {**_book("Ann", i), "price": price}
@@ -97,11 +99,11 @@ async def test_a_filter_beside_the_author_counts_exactly(
     assert response.json()["count"] == 2
 
 
-async def test_the_seed_keeps_the_author_count(client: httpx.AsyncClient) -> None:
+async def test_the_seed_keeps_the_author_count(client: httpx.AsyncClient, db: Backend) -> None:
     authors = tuple(author_name(i) for i in (0, 1, 7, 4095))
-    await seed.seed_books(count=3000)
-    await _check(client, authors)
-    await seed.seed_books(count=1000)  # appended
-    await _check(client, authors)
-    await seed.seed_books(count=500, replace=True)
-    await _check(client, authors)
+    await seed.seed_books(db, count=3000)
+    await _check(client, db, authors)
+    await seed.seed_books(db, count=1000)  # appended
+    await _check(client, db, authors)
+    await seed.seed_books(db, count=500, replace=True)
+    await _check(client, db, authors)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from backends import TEST_DATABASE_URL, PostgresSchema
 
-from db.books import BookFilter, PageQuery
+from db.query import BookFilter, PageQuery
 
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS = ["0001_initial", "0002_indexes_search_count", "0003_author_count_cover"]
@@ -120,10 +120,10 @@ def test_counter_follows_inserts_and_deletes_whatever_the_search_path(
 async def test_search_uses_the_trigram_indexes(
     postgres: PostgresSchema, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """EXPLAIN the very statements db.books sends for a search, on 100,000 rows (below
+    """EXPLAIN the very statements the backend sends for a search, on 100,000 rows (below
     some 50,000 short rows the planner rightly prefers a sequential scan)."""
-    from db import close_db, init_db, sql
-    from db.books import list_books
+    from db import close_db, open_db
+    from db.postgres import _numbered
 
     postgres.reset()
     # The migration's own indexes, rebuilt after the load: 4x faster than maintaining them.
@@ -146,16 +146,16 @@ async def test_search_uses_the_trigram_indexes(
     postgres.execute("ANALYZE book")
 
     sent: list[tuple[str, list[object]]] = []
-    fetch = sql.fetch
+    db = await open_db(postgres.url, run_migrations=False)
+    fetch = db.fetch
 
     async def spy(statement: str, values: Sequence[object] = ()) -> Sequence[object]:
         sent.append((statement, list(values)))
         return await fetch(statement, values)
 
-    await init_db(postgres.url, run_migrations=False)
-    monkeypatch.setattr(sql, "fetch", spy)  # after init_db's own "SELECT 1"
+    monkeypatch.setattr(db, "fetch", spy)  # after open_db's own "SELECT 1"
     try:
-        await list_books(PageQuery(filter=BookFilter(search="abcde"), limit=20))
+        await db.list_books(PageQuery(filter=BookFilter(search="abcde"), limit=20))
         by_title = (("title", True), ("id", False))
         keyset = PageQuery(
             filter=BookFilter(search="ABCDE"),
@@ -164,13 +164,13 @@ async def test_search_uses_the_trigram_indexes(
             after=("Title 500", 50000),
             with_count=False,
         )
-        await list_books(keyset)
+        await db.list_books(keyset)
     finally:
         await close_db()
     try:
         assert len(sent) == 3  # a count and a page, then a keyset page
         for statement, values in sent:
-            plan = postgres.fetch(f"EXPLAIN {sql._numbered(statement)}", *values)
+            plan = postgres.fetch(f"EXPLAIN {_numbered(statement)}", *values)
             text = "\n".join(r[0] for r in plan)
             assert "book_title_trgm" in text and "book_author_trgm" in text, text
     finally:

@@ -28,7 +28,7 @@ from helpers import book
 from server_process import Server, run_cli, running_server
 
 from api.errors import INVALID_TOKEN, PRECONDITION_FAILED
-from db import close_db, init_db, tokens
+from db import close_db, open_db, tokens
 
 pytestmark = [
     pytest.mark.server,
@@ -63,7 +63,7 @@ def two_instances(tmp_path: Path, database_url: str, redis_url: str) -> Iterator
 
 
 async def _tokens(database_url: str, names: list[str]) -> dict[str, str]:
-    await init_db(database_url, run_migrations=False)
+    await open_db(database_url, run_migrations=False)
     try:
         return {name: await tokens.create_token(name=name) for name in names}
     finally:

@@ -601,7 +601,7 @@ MALFORMED_CURSORS = [
     encode({"o": "id", "p": [[1]], "b": False}),
     encode({"o": "id", "p": {"id": 1}, "b": False}),
     encode({"o": "title,id", "p": [1, 1], "b": False}),
-    encode({"o": "-price_cents,title,id", "p": ["12.50", "x", 1], "b": False}),
+    encode({"o": "-price,title,id", "p": ["12.50", "x", 1], "b": False}),
     encode({"o": "published_date,id", "p": ["2023-02-30", 1], "b": False}),
     encode({"o": "published_date,id", "p": [20230203, 1], "b": False}),
     encode({"o": "title,id", "p": ["a\u0000b", 1], "b": False}),

@@ -13,17 +13,17 @@ from typing import Any
 import httpx
 import pytest
 
-from db import seed, sql
-from db.books import SEARCH_EXACT_COUNT
+from db import Backend, seed
+from db.sqlite import SEARCH_EXACT_COUNT
 
 pytestmark = pytest.mark.asyncio
 
 ROWS = 20_000  # "river" is in about 2.3% of the seeded rows: some 460 matches
 
 
-async def _exact(term: str, extra: str = "", values: tuple[Any, ...] = ()) -> int:
-    op = "ILIKE" if sql.is_postgres() else "LIKE"
-    rows = await sql.fetch(
+async def _exact(db: Backend, term: str, extra: str = "", values: tuple[Any, ...] = ()) -> int:
+    op = "ILIKE" if db.name == "postgres" else "LIKE"
+    rows = await db.fetch(
         f"SELECT count(*) AS n FROM book WHERE (title {op} ? OR author {op} ?){extra}",
         [f"%{term}%", f"%{term}%", *values],
     )
@@ -36,8 +36,8 @@ async def _count(client: httpx.AsyncClient, query: str) -> int:
     return int(response.json()["count"])
 
 
-def _close(got: int, exact: int) -> None:
-    if sql.is_postgres():
+def _close(db: Backend, got: int, exact: int) -> None:
+    if db.name == "postgres":
         assert got == exact
     else:
         assert got > SEARCH_EXACT_COUNT
@@ -46,37 +46,38 @@ def _close(got: int, exact: int) -> None:
 
 async def test_search_counts_exact_up_to_the_threshold_and_close_above(
     client: httpx.AsyncClient,
+    db: Backend,
 ) -> None:
-    await seed.seed_books(count=ROWS)
+    await seed.seed_books(db, count=ROWS)
     seen = set()
     for term in ("lantern", "okafor", "nakamura", "river", "e r", "an"):  # below and above
-        exact = await _exact(term)
+        exact = await _exact(db, term)
         got = await _count(client, f"search={term.replace(' ', '+')}")
         seen.add(exact <= SEARCH_EXACT_COUNT)
         if exact <= SEARCH_EXACT_COUNT or len(term) < 3:  # two letters: no trigram, exact
             assert got == exact, term
         else:
-            _close(got, exact)
+            _close(db, got, exact)
     assert seen == {True, False}
     # Far above: "the" is in most titles.
-    _close(await _count(client, "search=the"), await _exact("the"))
+    _close(db, await _count(client, "search=the"), await _exact(db, "the"))
     # With another filter the estimate counts what passes both.
-    both = await _exact("the", " AND price_cents >= ?", (50_000,))
+    both = await _exact(db, "the", " AND price_cents >= ?", (50_000,))
     got = await _count(client, "search=the&min_price=500")
     if both <= SEARCH_EXACT_COUNT:
         assert got == both
     else:
-        _close(got, both)
+        _close(db, got, both)
     # Never more than the table holds, never an estimate on a cursor page (no count).
     assert await _count(client, "search=e") <= ROWS
     first = (await client.get("/books/?search=the&limit=5")).json()
     assert "count" not in (await client.get(first["next"])).json()
 
 
-async def test_the_estimate_follows_deleted_ids(client: httpx.AsyncClient) -> None:
+async def test_the_estimate_follows_deleted_ids(client: httpx.AsyncClient, db: Backend) -> None:
     """Ids need not start at 1: the estimate spans the ids that are there."""
-    await seed.seed_books(count=ROWS)
-    await sql.fetch("DELETE FROM book WHERE id <= ?", [ROWS // 2])
-    exact = await _exact("the")
+    await seed.seed_books(db, count=ROWS)
+    await db.fetch("DELETE FROM book WHERE id <= ?", [ROWS // 2])
+    exact = await _exact(db, "the")
     assert exact > SEARCH_EXACT_COUNT
-    _close(await _count(client, "search=the"), exact)
+    _close(db, await _count(client, "search=the"), exact)

@@ -7,23 +7,25 @@ from typing import Any
 import httpx
 import pytest
 
-from db import seed, sql
+from db import Backend, seed
 
 pytestmark = pytest.mark.asyncio
 
 
-async def _rows() -> list[Any]:
+async def _rows(db: Backend) -> list[Any]:
     return list(
-        await sql.fetch(
+        await db.fetch(
             "SELECT id, title, author, published_date, price_cents, version FROM book ORDER BY id"
         )
     )
 
 
-async def test_seed_writes_the_seeded_books_in_batches(client: httpx.AsyncClient) -> None:
-    report = await seed.seed_books(count=150, batch_size=64)
+async def test_seed_writes_the_seeded_books_in_batches(
+    client: httpx.AsyncClient, db: Backend
+) -> None:
+    report = await seed.seed_books(db, count=150, batch_size=64)
     assert (report.inserted, report.first_id, report.last_id, report.total) == (150, 1, 150, 150)
-    rows = await _rows()
+    rows = await _rows(db)
     assert [r["id"] for r in rows] == list(range(1, 151))
     for row in rows[:20]:
         title, author, published, cents = seed.book_for(row["id"])
@@ -35,25 +37,26 @@ async def test_seed_writes_the_seeded_books_in_batches(client: httpx.AsyncClient
         )
         assert str(row["published_date"]) == published.isoformat()
         assert 100 <= cents <= 99_999
-    assert await seed.check_counts(thorough=True) in ((150, 150, 150), (150, 150, None))
+    assert await db.check_counts(thorough=True) in ((150, 150, 150), (150, 150, None))
 
 
 async def test_seed_appends_after_the_highest_id_and_replace_starts_over(
     client: httpx.AsyncClient,
+    db: Backend,
 ) -> None:
-    await seed.seed_books(count=10)
-    report = await seed.seed_books(count=5, seed=7)
+    await seed.seed_books(db, count=10)
+    report = await seed.seed_books(db, count=5, seed=7)
     assert (report.first_id, report.last_id, report.total) == (11, 15, 15)
-    assert (await _rows())[12]["title"] == seed.book_for(13, seed=7)[0]
-    report = await seed.seed_books(count=8, replace=True)
+    assert (await _rows(db))[12]["title"] == seed.book_for(13, seed=7)[0]
+    report = await seed.seed_books(db, count=8, replace=True)
     assert (report.first_id, report.last_id, report.total) == (1, 8, 8)
-    assert await seed.check_counts(thorough=True) in ((8, 8, 8), (8, 8, None))
+    assert await db.check_counts(thorough=True) in ((8, 8, 8), (8, 8, None))
 
 
 async def test_writes_after_a_seed_keep_count_and_search_in_step(
-    client: httpx.AsyncClient, auth: dict[str, str], book_data: dict[str, Any]
+    client: httpx.AsyncClient, db: Backend, auth: dict[str, str], book_data: dict[str, Any]
 ) -> None:
-    await seed.seed_books(count=40)
+    await seed.seed_books(db, count=40)
     created = await client.post(
         "/books/", json={**book_data, "title": "Zyzzyva Quarterly"}, headers=auth
     )

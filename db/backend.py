@@ -1,0 +1,299 @@
+"""The data layer's face: one ``Backend`` per open database, chosen when it is opened
+(``db.open_db``) and held by whoever serves (the app's ``ctx.db``).
+
+A backend owns what differs between databases: how a statement is sent, how a date and a
+case-insensitive match are written, how a list page is fetched, counted and rendered, and
+how the seed is bulk-loaded. What is the same on both lives here and in ``db.query``:
+writes are single statements (or two on a miss, to tell 401 from 404 from 412), so a
+write is atomic without an explicit transaction: the version check of a conditional write
+is in the ``UPDATE``'s own ``WHERE``, which closes the race between checking a tag and
+writing. A write given a token digest checks the token in that same ``WHERE``
+(``ACTIVE_TOKEN``): authenticating a write costs no statement of its own.
+
+Every read returns JSON made here, never a driver's row: ``Page.json`` for a list,
+``BookJSON`` for a book.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, Final
+
+import orjson
+from tortoise.connection import ConnectionHandler
+from tortoise.exceptions import OperationalError
+
+from db import query, schema
+from db.errors import (
+    DatabaseUnavailableError,
+    NotFoundError,
+    PreconditionFailedError,
+    TokenRejectedError,
+)
+from db.query import BookJSON, BookValues, Page, PageQuery
+from db.tokens import ACTIVE_TOKEN, LAST_USED_RESOLUTION, hash_key
+
+Row = Any  # a driver's row, indexable by column name; never leaves db/
+
+# An author's count is kept by triggers (migration 0003): one look-up, not a read of every
+# book of the author (hundreds at a million rows).
+_AUTHOR_COUNT: Final = "SELECT n FROM book_author_count WHERE author = ?"
+_TOTAL_COUNT: Final = "SELECT n FROM book_count WHERE id = 1"
+_BOOK_ROW: Final = f"SELECT {schema.COLUMNS} FROM book WHERE id = ?"
+_INSERT: Final = "INSERT INTO book (title, author, published_date, price_cents, version)"
+
+
+def _position(row: Row, columns: Sequence[str]) -> list[Any]:
+    """The keyset position of ``row``: its ordering columns' values as JSON values."""
+    out = []
+    for col in columns:
+        value = row[col]
+        out.append(value if isinstance(value, (int, str)) else value.isoformat())
+    return out
+
+
+def is_open(client: Any) -> bool:
+    """Whether Tortoise's client holds its SQLite connection or its PostgreSQL pool."""
+    return (
+        getattr(client, "_connection", None) is not None
+        or getattr(client, "_pool", None) is not None
+    )
+
+
+class Backend:
+    """What both databases share; ``db.sqlite.SqliteBackend`` and
+    ``db.postgres.PostgresBackend`` fill in the rest."""
+
+    name: ClassVar[str]
+    like: ClassVar[str]  # the case-insensitive LIKE of a search
+    # A row of a multi-row VALUES list of new books (PostgreSQL types a bare VALUES list
+    # from its values: it is told the columns' types).
+    values_row: ClassVar[str] = "(?, ?, ?, ?, 1)"
+
+    def __init__(self, handler: ConnectionHandler) -> None:
+        # Tortoise's connection handler of the context the database was opened in: asked
+        # for the connection directly, not through ``tortoise.connections``, which looks
+        # the context up again on every statement.
+        self._handler: ConnectionHandler | None = handler
+        self._touched: dict[str, float] = {}  # token digest -> when to refresh it again
+        self._full_render = schema.render
+
+    # -- what each backend provides ------------------------------------------------------
+
+    async def fetch(self, sql: str, values: Sequence[Any] = ()) -> Sequence[Row]:
+        """Rows of one statement (``?`` placeholders), each indexable by column name."""
+        raise NotImplementedError
+
+    def date_param(self, value: dt.date) -> Any:
+        raise NotImplementedError
+
+    async def list_books(self, q: PageQuery) -> Page:
+        """The page ``q`` asks for, its ``count`` when ``q.with_count``."""
+        raise NotImplementedError
+
+    async def book_json(self, book_id: int) -> BookJSON:
+        """The book's JSON form and version; NotFoundError when there is none."""
+        raise NotImplementedError
+
+    async def bulk_load(
+        self,
+        count: int,
+        replace: bool,
+        batch_size: int,
+        rows: Callable[[int, int, bool], Any],
+        progress: Callable[[int, int], None] | None,
+    ) -> tuple[int, int]:
+        """Insert ``count`` seeded books after the highest id, in one transaction: (first
+        id, rows afterwards). ``rows(first_id, n, dates_as_text)`` makes a batch."""
+        raise NotImplementedError
+
+    async def check_counts(self, *, thorough: bool = False) -> tuple[int, int, int | None]:
+        """(rows, the kept count, rows in the search index or None when it keeps none)."""
+        rows = await self.fetch("SELECT count(*) AS n FROM book")
+        counter = await self.fetch(_TOTAL_COUNT)
+        return int(rows[0]["n"]), int(counter[0]["n"]) if counter else 0, None
+
+    def forget_connections(self) -> None:
+        """The database is closing: statements no longer reach it through this object."""
+        self._handler = None
+
+    # -- shared ---------------------------------------------------------------------------
+
+    async def ping(self) -> None:
+        try:
+            await self.fetch("SELECT 1")
+        except OperationalError as exc:
+            raise DatabaseUnavailableError(str(exc)) from exc
+
+    def render_json(self, row: Row) -> bytes:
+        return orjson.dumps(self._full_render(row))
+
+    async def count(self, q: PageQuery, clauses: list[str], values: list[Any]) -> int:
+        flt = q.filter
+        if flt.is_empty():
+            rows = await self.fetch(_TOTAL_COUNT)
+            return int(rows[0]["n"]) if rows else 0
+        if flt.is_author_only():
+            rows = await self.fetch(_AUTHOR_COUNT, [flt.author])
+            return int(rows[0]["n"]) if rows else 0
+        where = " AND ".join(clauses)
+        rows = await self.fetch(f"SELECT count(*) AS n FROM book WHERE {where}", values)
+        return int(rows[0]["n"])
+
+    def _rows_page(self, rows: list[Row], q: PageQuery, count: int | None) -> Page:
+        """A page from up to ``q.limit + 1`` driver rows in the order of travel."""
+        has_more = len(rows) > q.limit
+        rows = rows[: q.limit]
+        if q.backwards:
+            rows.reverse()
+        render = schema.renderer(q.fields) if q.fields != schema.NAMES else self._full_render
+        text = orjson.dumps([render(row) for row in rows])
+        if not rows:
+            return Page(json=text, count=count, has_more=has_more)
+        cols = query.columns(q.ordering)
+        first, last = _position(rows[0], cols), _position(rows[-1], cols)
+        return Page(json=text, count=count, has_more=has_more, first=first, last=last)
+
+    async def _book_row(self, book_id: int, statement: str = _BOOK_ROW) -> Row:
+        if not 0 < book_id <= schema.INT_MAX:
+            raise NotFoundError(book_id)
+        rows = await self.fetch(statement, (book_id,))
+        if not rows:
+            raise NotFoundError(book_id)
+        return rows[0]
+
+    def _saved(self, row: Row) -> BookJSON:
+        return BookJSON(row["id"], row["version"], self.render_json(row))
+
+    async def create_books(
+        self, items: Sequence[BookValues], *, token: str | None = None
+    ) -> list[BookJSON]:
+        """Insert all items in one statement: all of them are created, or none.
+
+        With ``token`` (a key's digest), only if that token is active, else
+        TokenRejectedError.
+        """
+        if not items:
+            return []
+        values: list[Any] = []
+        for item in items:
+            values += [item.title, item.author, self.date_param(item.published_date), item.price]
+        rows_sql = ", ".join([self.values_row] * len(items))
+        if token is None:
+            statement = f"{_INSERT} VALUES {rows_sql}"
+        else:
+            statement = f"{_INSERT} SELECT * FROM (VALUES {rows_sql}) AS v WHERE {ACTIVE_TOKEN}"
+            values.append(token)
+        rows = await self.fetch(f"{statement} RETURNING {schema.COLUMNS}", values)
+        if token is not None:
+            if not rows:
+                raise TokenRejectedError()
+            await self.touch_token(token)
+        # Ids are assigned in VALUES order; RETURNING's own order is unspecified.
+        return [self._saved(row) for row in sorted(rows, key=lambda row: row["id"])]
+
+    async def _check_token(self, token: str | None) -> None:
+        if token is not None and not await self.digest_is_active(token):
+            raise TokenRejectedError()
+
+    async def _miss(self, book_id: int, token: str | None) -> None:
+        """Tell why a write touched no row: 401 for a token no longer active, 404, or 412
+        for a stale version."""
+        await self._check_token(token)
+        rows = await self.fetch("SELECT version FROM book WHERE id = ?", [book_id])
+        if not rows:
+            raise NotFoundError(book_id)
+        raise PreconditionFailedError(book_id)
+
+    @staticmethod
+    def _guards(if_versions: Sequence[int] | None, token: str | None) -> tuple[str, list[Any]]:
+        sql, values = "", []
+        if if_versions is not None:
+            sql += f" AND version IN ({', '.join('?' * len(if_versions))})"
+            values += list(if_versions)
+        if token is not None:
+            sql += f" AND {ACTIVE_TOKEN}"
+            values.append(token)
+        return sql, values
+
+    async def update_book(
+        self,
+        book_id: int,
+        changes: dict[str, Any],
+        *,
+        if_versions: Sequence[int] | None,
+        token: str | None = None,
+    ) -> BookJSON:
+        """Apply ``changes`` (field name -> value, the price in cents) and bump the
+        version, in one statement. ``token`` as for create_books."""
+        if not 0 < book_id <= schema.INT_MAX:
+            await self._check_token(token)
+            raise NotFoundError(book_id)
+        if not changes:
+            await self._check_token(token)
+            row = await self._book_row(book_id)
+            if if_versions is not None and row["version"] not in if_versions:
+                raise PreconditionFailedError(book_id)
+            if token is not None:
+                await self.touch_token(token)
+            return self._saved(row)
+        sets = [f"{schema.BY_NAME[name].column} = ?" for name in changes]
+        sets.append("version = version + 1")
+        values = [self.date_param(v) if isinstance(v, dt.date) else v for v in changes.values()]
+        guard, guard_values = self._guards(if_versions, token)
+        rows = await self.fetch(
+            f"UPDATE book SET {', '.join(sets)} WHERE id = ?{guard} RETURNING {schema.COLUMNS}",
+            [*values, book_id, *guard_values],
+        )
+        if not rows:
+            await self._miss(book_id, token)
+        if token is not None:
+            await self.touch_token(token)
+        return self._saved(rows[0])
+
+    async def delete_book(
+        self, book_id: int, *, if_versions: Sequence[int] | None, token: str | None = None
+    ) -> None:
+        """Delete the book, in one statement; ``token`` as for create_books."""
+        if not 0 < book_id <= schema.INT_MAX:
+            await self._check_token(token)
+            raise NotFoundError(book_id)
+        guard, guard_values = self._guards(if_versions, token)
+        rows = await self.fetch(
+            f"DELETE FROM book WHERE id = ?{guard} RETURNING id", [book_id, *guard_values]
+        )
+        if not rows:
+            await self._miss(book_id, token)
+        if token is not None:
+            await self.touch_token(token)
+
+    # -- tokens on the request path -------------------------------------------------------
+
+    async def token_is_active(self, key: str) -> bool:
+        """True when ``key`` belongs to an unrevoked token (no last-use bookkeeping)."""
+        return await self.digest_is_active(hash_key(key))
+
+    async def digest_is_active(self, digest: str) -> bool:
+        rows = await self.fetch(f"SELECT 1 AS ok WHERE {ACTIVE_TOKEN}", [digest])
+        return bool(rows)
+
+    async def touch_token(self, digest: str) -> None:
+        """Record a write made with the token of ``digest``: refresh its last_used_at, at
+        most once per LAST_USED_RESOLUTION in this process."""
+        now = time.monotonic()
+        if self._touched.get(digest, 0.0) > now:
+            return
+        if len(self._touched) > 10_000:
+            self._touched.clear()
+        self._touched[digest] = now + LAST_USED_RESOLUTION.total_seconds()
+        # Fixed SQL, not the ORM: an ORM statement takes Tortoise's SQLite connection
+        # lock, and while it is held every other request's statement queues behind it
+        # (db.sqlite). Under load the queue never drained: one refresh a minute serialised
+        # all statements after it. (Tortoise registers the sqlite3 adapter that stores a
+        # datetime as it would.)
+        await self.fetch(
+            "UPDATE api_token SET last_used_at = ? WHERE key_hash = ?",
+            [dt.datetime.now(dt.UTC), digest],
+        )

@@ -1,0 +1,135 @@
+"""PostgreSQL: statements on Tortoise's asyncpg pool, books' JSON made in Python.
+
+Statements are written once with ``?`` placeholders (``db.query``, ``db.backend``);
+asyncpg wants ``$1``-style ones: the text is rewritten once per distinct statement and
+cached. A search is ``ILIKE`` over the ``pg_trgm`` indexes (migration 0002), counted
+exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+import asyncpg
+from tortoise import connections
+from tortoise.exceptions import DBConnectionError
+
+from db import query, schema
+from db.backend import Backend, Row, is_open
+from db.errors import DatabaseUnavailableError
+from db.query import BookJSON, Page, PageQuery
+
+# The connection failed, not the statement: the server unreachable, restarting or failing
+# over, an administrator ending the session (asyncpg then reports AdminShutdownError, or an
+# InternalClientError/InterfaceError from the broken connection), too many connections, a
+# statement cancelled. The client gets 503 with Retry-After, not an opaque 500; the pool
+# replaces the connection.
+_UNAVAILABLE: Final = (
+    DBConnectionError,
+    ConnectionError,
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.InternalClientError,
+    asyncpg.InterfaceError,
+)
+_COLUMNS: Final = ["id", "title", "author", "published_date", "price_cents", "version"]
+
+
+@functools.lru_cache(maxsize=1024)
+def _numbered(sql: str) -> str:
+    parts = sql.split("?")
+    out = [parts[0]]
+    for i, part in enumerate(parts[1:], start=1):
+        out.append(f"${i}")
+        out.append(part)
+    return "".join(out)
+
+
+def _same(value: dt.date) -> dt.date:
+    return value  # a DATE column takes a date
+
+
+class PostgresBackend(Backend):
+    name = "postgres"
+    like = "ILIKE"
+    values_row = "(?, ?, ?::date, ?::integer, 1)"
+
+    def date_param(self, value: dt.date) -> Any:
+        return value
+
+    def _client(self) -> Any:
+        return (self._handler or connections).get("default")
+
+    async def fetch(self, sql: str, values: Sequence[Any] = ()) -> Sequence[Row]:
+        client = self._client()
+        try:
+            # Tortoise's asyncpg execute_query drops the rows of INSERT/UPDATE … RETURNING.
+            call = client.execute_query_dict(_numbered(sql), list(values))
+            # A statement that finds no pool makes Tortoise open it. Cancelled halfway (a
+            # client hanging up cancels its request), that opening left a pool that
+            # answered nothing, ever: such a statement is shielded.
+            if not is_open(client):
+                call = asyncio.shield(call)
+            return await call
+        except _UNAVAILABLE as exc:
+            raise DatabaseUnavailableError(str(exc)) from exc
+
+    async def book_json(self, book_id: int) -> BookJSON:
+        return self._saved(await self._book_row(book_id))
+
+    async def list_books(self, q: PageQuery) -> Page:
+        clauses, values = query.where(q.filter, self.like, _same)
+        count = await self.count(q, clauses, values) if q.with_count else None
+        params = list(values)
+        if q.after is not None:
+            params += query.keyset_values(q.after, q.ordering, _same)
+        statement = query.page_sql(
+            schema.COLUMNS,
+            "book",
+            "id",
+            tuple(clauses),
+            q.ordering,
+            q.backwards,
+            q.after is not None,
+        )
+        rows = list(await self.fetch(statement, [*params, q.limit + 1, q.offset]))
+        return self._rows_page(rows, q, count)
+
+    async def bulk_load(
+        self,
+        count: int,
+        replace: bool,
+        batch_size: int,
+        rows: Callable[[int, int, bool], Any],
+        progress: Callable[[int, int], None] | None,
+    ) -> tuple[int, int]:
+        client = self._client()
+        async with client.acquire_connection() as raw, raw.transaction():
+            # Writers wait for the seed rather than taking ids from under it.
+            await raw.execute("LOCK TABLE book IN SHARE ROW EXCLUSIVE MODE")
+            if replace:
+                # TRUNCATE fires no row or statement DELETE trigger: reset the counts.
+                await raw.execute("TRUNCATE book RESTART IDENTITY")
+                await raw.execute("UPDATE book_count SET n = 0 WHERE id = 1")
+                await raw.execute("DELETE FROM book_author_count")
+            first = int(await raw.fetchval("SELECT coalesce(max(id), 0) FROM book")) + 1
+            done = 0
+            while done < count:
+                size = min(batch_size, count - done)
+                records = [(*r, 1) for r in rows(first + done, size, False)]
+                await raw.copy_records_to_table("book", records=records, columns=_COLUMNS)
+                done += size
+                if progress:
+                    progress(done, count)
+            await raw.execute(
+                "SELECT setval(pg_get_serial_sequence('book', 'id'), "
+                "(SELECT coalesce(max(id), 1) FROM book), (SELECT count(*) > 0 FROM book))"
+            )
+            total = int(await raw.fetchval("SELECT count(*) FROM book"))
+        return first, total
