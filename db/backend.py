@@ -148,7 +148,7 @@ class Backend:
         rows = rows[: q.limit]
         if q.backwards:
             rows.reverse()
-        render = schema.renderer(q.fields) if q.fields != schema.NAMES else self._full_render
+        render = schema.renderer(q.fields)
         text = orjson.dumps([render(row) for row in rows])
         if not rows:
             return Page(json=text, count=count, has_more=has_more)

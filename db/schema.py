@@ -10,8 +10,9 @@ rendering if the kind is new.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -81,10 +82,11 @@ _TO_JSON: Final[dict[str, Callable[[Any], Any]]] = {
 }
 
 
-def renderer(names: Sequence[str]) -> Callable[[Any], dict[str, Any]]:
+@functools.lru_cache(maxsize=64)
+def renderer(names: tuple[str, ...]) -> Callable[[Any], dict[str, Any]]:
     """A function from a row (indexable by column) to the JSON form of the ``names`` fields."""
     parts = [(name, BY_NAME[name].column, _TO_JSON[BY_NAME[name].kind]) for name in names]
-    if tuple(names) == NAMES:
+    if names == NAMES:
         # Every field: the shape of every write's answer and every detail read.
         def full(row: Any) -> dict[str, Any]:
             return {
