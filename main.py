@@ -25,8 +25,9 @@ def _settings() -> Settings:
 def _fresh_metrics_dir() -> None:
     """Give the workers' metrics one empty folder, so old counts never leak into new ones.
 
-    prometheus-client picks its multiprocess mode at import, so this runs before any
-    worker is spawned; the workers inherit the variable.
+    Each worker's app finds the folder in PROMETHEUS_MULTIPROC_DIR when it is built
+    (``api.observability.Metrics``), so this runs before any worker is spawned; the
+    workers inherit the variable.
     """
     import shutil
     import tempfile
