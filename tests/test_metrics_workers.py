@@ -77,8 +77,13 @@ def test_a_killed_workers_requests_stay_counted(tmp_path: Path) -> None:
 
 
 @pytest.mark.server
-def test_stopping_the_server_logs_no_warning(tmp_path: Path) -> None:
-    with running_server(tmp_path, {"WORKERS": "2"}) as server:
+def test_stopping_the_server_logs_no_warning_and_leaves_no_metrics_folder(
+    tmp_path: Path,
+) -> None:
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    with running_server(tmp_path, {"WORKERS": "2", "TMPDIR": str(temp)}) as server:
+        assert len(list(temp.glob("bookshelf-metrics-*"))) == 1
         assert httpx.get(f"{server.url}/healthz").status_code == 200
         assert stop(server.process) == 0
     lines = server.log().splitlines()
@@ -87,3 +92,4 @@ def test_stopping_the_server_logs_no_warning(tmp_path: Path) -> None:
     # Every line is a JSON record: a warning printed some other way would be missed.
     assert len(levels) == len(lines)
     assert [line for line, level in levels.items() if level not in ("DEBUG", "INFO")] == []
+    assert list(temp.glob("bookshelf-metrics-*")) == []
