@@ -22,11 +22,14 @@ def _settings() -> Settings:
         raise SystemExit(2) from None
 
 
-def _fresh_metrics_dir() -> None:
+def _fresh_metrics_dir() -> str | None:
     """Give the workers' metrics one empty folder, so old counts never leak into new ones.
+    Returns the folder if it was made here (PROMETHEUS_MULTIPROC_DIR unset): the caller
+    removes it once the server has stopped.
 
-    prometheus-client picks its multiprocess mode at import, so this runs before any
-    worker is spawned; the workers inherit the variable.
+    Each worker's app finds the folder in PROMETHEUS_MULTIPROC_DIR when it is built
+    (``api.observability.Metrics``), so this runs before any worker is spawned; the
+    workers inherit the variable.
     """
     import shutil
     import tempfile
@@ -35,8 +38,9 @@ def _fresh_metrics_dir() -> None:
     if path:
         shutil.rmtree(path, ignore_errors=True)
         os.makedirs(path, exist_ok=True)
-    else:
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="bookshelf-metrics-")
+        return None
+    path = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="bookshelf-metrics-")
+    return path
 
 
 def serve(settings: Settings) -> None:
@@ -53,7 +57,7 @@ def serve(settings: Settings) -> None:
 
         asyncio.run(migrate(settings.database_url))
         settings = dataclasses.replace(settings, migrate_on_start=False)
-    _fresh_metrics_dir()
+    made = _fresh_metrics_dir()
     loader = AppLoader(factory=partial(create_app, settings, freeze_gc=True))
     app = loader.load()
     app.prepare(
@@ -64,7 +68,13 @@ def serve(settings: Settings) -> None:
         access_log=settings.access_log,
         motd=False,
     )
-    Sanic.serve(primary=app, app_loader=loader)
+    try:
+        Sanic.serve(primary=app, app_loader=loader)
+    finally:
+        if made:
+            import shutil
+
+            shutil.rmtree(made, ignore_errors=True)
 
 
 def _with_db(settings: Settings, job: Callable[[Any], Awaitable[Any]]) -> Any:

@@ -4,31 +4,37 @@ The clock starts when Sanic builds the request (``TimedRequest``, as soon as its
 parsed), not in a request middleware: a middleware on every route cost a measurable share
 of a detail read's CPU time (issue 9).
 
-Metrics go through prometheus-client. With several workers, ``main.py serve`` points
-PROMETHEUS_MULTIPROC_DIR at a fresh folder before the workers start, so every worker
-writes its counts there and ``/metrics`` sums them (prometheus-client's multiprocess mode).
-Route labels are route templates (``/books/<id>``), never raw paths.
+Metrics are prometheus-client's multiprocess files: ``main.py serve`` points
+PROMETHEUS_MULTIPROC_DIR at a fresh folder before the workers start, every worker writes
+its own files there, and ``/metrics`` sums every file in it (``MultiProcessCollector``), a
+stopped or killed worker's included. Route labels are route templates (``/books/<id>``),
+never raw paths.
 
-A request adds to plain in-process tallies; they are written to prometheus-client's values
-once a second and before this worker answers ``/metrics``. Writing each request straight
-through (three values, each a locked write to a memory-mapped file in multiprocess mode)
-was a twentieth of a detail read's CPU time (issue 9). So another worker's last second of
-requests can be missing from a scrape; it is in the next one.
+A request adds to its values in place, in this worker's memory-mapped files: no lock (only
+this worker's event loop writes them) and nothing left for later, so a scrape on any worker
+counts every request answered before it. prometheus-client's own values take a lock and
+check the process id on each write, three values a request: a twentieth of a detail read's
+CPU time.
 """
 
 from __future__ import annotations
 
-import asyncio
 import bisect
 import functools
+import itertools
 import logging
 import os
+import shutil
+import tempfile
 import time
+import weakref
 from typing import Any, Final
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.utils import floatToGoString
 from sanic import Request
 from sanic.logging.formatter import JSONFormatter
 from sanic.response import BaseHTTPResponse
@@ -55,10 +61,24 @@ LATENCY_BUCKETS: Final = (
 )
 # Histogram.observe's bucket bounds, +Inf last.
 _UPPER_BOUNDS: Final = (*LATENCY_BUCKETS, float("inf"))
-FLUSH_SECONDS: Final = 1.0
 UNMATCHED: Final = "<unmatched>"
 # Any other method a client makes up is counted as OTHER: labels stay a bounded set.
 METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"})
+REQUESTS: Final = "bookshelf_http_requests"
+LATENCY: Final = "bookshelf_http_request_duration_seconds"
+_HELP: Final = {
+    REQUESTS: "HTTP requests answered, by route template, method and status.",
+    LATENCY: "Time from the request's arrival at the app to its response, by route template.",
+}
+_REQUEST_LABELS: Final = ("route", "method", "status")
+_LATENCY_LABELS: Final = ("route", "method")
+# Tells apart the files of two Metrics in one process.
+_serials = itertools.count()
+# The views of a Metrics with no files open: no slot points into them.
+_NO_VALUES: Final = memoryview(b"").cast("d")
+# Where one (route, method, status) is counted: the index of its count in the counter
+# file's values, of its route's latency sum and of each of its buckets in the histogram's.
+_Slots = tuple[int, int, tuple[int, ...]]
 
 
 class CompactJSONFormatter(JSONFormatter):
@@ -98,59 +118,110 @@ def route_label(request: Request) -> str:
 
 
 class Metrics:
-    """The request counter and latency histogram of one app (one registry per app)."""
+    """The request counter and latency histogram of one app, in files the whole instance reads.
 
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        self.requests = Counter(
-            "bookshelf_http_requests",
-            "HTTP requests answered, by route template, method and status.",
-            ("route", "method", "status"),
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "bookshelf_http_request_duration_seconds",
-            "Time from the request's arrival at the app to its response, by route template.",
-            ("route", "method"),
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        # Per (route path, method, status): [count, sum of seconds, count per bucket...].
-        self._pending: dict[tuple[str | None, str, int], list[Any]] = {}
+    Each process writes its own pair of prometheus-client multiprocess files (one for the
+    counter, one for the histogram) in ``directory``: PROMETHEUS_MULTIPROC_DIR when set
+    (``main.py serve`` sets it for its workers), else a folder of this object's own.
+    ``exposition`` sums every file there with prometheus-client's ``MultiProcessCollector``,
+    so the text is the library's multiprocess exposition.
+    """
+
+    def __init__(self, directory: str | None = None) -> None:
+        directory = directory or os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if not directory:
+            directory = tempfile.mkdtemp(prefix="bookshelf-metrics-")
+            weakref.finalize(self, shutil.rmtree, directory, ignore_errors=True)
+        self.directory = directory
+        self._serial = next(_serials)
+        self._files: dict[str, MmapedDict] = {}
+        # Keyed by (route path, method, status) as observe gets them.
+        self._slots: dict[tuple[str | None, str, int], _Slots] = {}
+        # This process's files as doubles, written in place.
+        self._counts = self._latency = _NO_VALUES
 
     def observe(self, route_path: str | None, method: str, status: int, seconds: float) -> None:
-        """One answered request: its route's path as Sanic has it (None: no route
-        matched) and its method as sent; both become labels when flushed."""
-        key = (route_path, method, status)
-        tally = self._pending.get(key)
-        if tally is None:
-            tally = self._pending[key] = [0, 0.0] + [0] * len(_UPPER_BOUNDS)
-        tally[0] += 1
-        tally[1] += seconds
+        """One answered request: its route's path as Sanic has it (None: no route matched)
+        and its method as sent. Only on the event loop's thread: the values are read,
+        added to and written back without a lock, and no other process writes them."""
+        slots = self._slots.get((route_path, method, status))
+        if slots is None:
+            slots = self._add(route_path, method, status)
+        count, total, buckets = slots
+        self._counts[count] += 1.0
+        latency = self._latency
+        latency[total] += seconds
         # Histogram.observe's bucket: the first upper bound at or above the value.
-        tally[2 + bisect.bisect_left(_UPPER_BOUNDS, seconds)] += 1
+        latency[buckets[bisect.bisect_left(_UPPER_BOUNDS, seconds)]] += 1.0
 
-    def flush(self) -> None:
-        """Write the tallies to prometheus-client's values. Only on the event loop's thread,
-        like ``observe``."""
-        pending, self._pending = self._pending, {}
-        for (route_path, method, status), tally in pending.items():
-            route = UNMATCHED if route_path is None else _label(route_path)
-            method = method if method in METHODS else "OTHER"
-            self.requests.labels(route, method, str(status)).inc(tally[0])
-            child = self.latency.labels(route, method)
-            # Histogram has no public way to add many observations at once.
-            child._sum.inc(tally[1])
-            for bucket, n in zip(child._buckets, tally[2:], strict=True):
-                if n:
-                    bucket.inc(n)
+    def _add(self, route_path: str | None, method: str, status: int) -> _Slots:
+        """The slots of a combination not seen before in this process: its values made
+        in the files as prometheus-client's own Counter and Histogram would make them."""
+        method = method if method in METHODS else "OTHER"
+        key = (route_path, method, status)
+        slots = self._slots.get(key)
+        if slots is not None:  # a made-up method, counted as OTHER: never a key of its own
+            return slots
+        route = UNMATCHED if route_path is None else _label(route_path)
+        # A new value may grow a file, which maps it afresh: views are taken after.
+        self._counts = self._latency = _NO_VALUES
+        counts = self._file("counter")
+        latency = self._file("histogram")
+        count = _slot(
+            counts, REQUESTS, f"{REQUESTS}_total", _REQUEST_LABELS, (route, method, str(status))
+        )
+        total = _slot(latency, LATENCY, f"{LATENCY}_sum", _LATENCY_LABELS, (route, method))
+        buckets = tuple(
+            _slot(
+                latency,
+                LATENCY,
+                f"{LATENCY}_bucket",
+                (*_LATENCY_LABELS, "le"),
+                (route, method, floatToGoString(bound)),
+            )
+            for bound in _UPPER_BOUNDS
+        )
+        self._counts = memoryview(counts._m).cast("d")
+        self._latency = memoryview(latency._m).cast("d")
+        slots = self._slots[key] = (count, total, buckets)
+        return slots
+
+    def _file(self, kind: str) -> MmapedDict:
+        file = self._files.get(kind)
+        if file is None:
+            # Named apart from the files prometheus-client's own metrics would write in
+            # this process (``counter_<pid>.db``); only the part before "_" is read.
+            name = f"{kind}_bookshelf-{os.getpid()}-{self._serial}.db"
+            file = self._files[kind] = MmapedDict(os.path.join(self.directory, name))
+        return file
+
+    def close(self) -> None:
+        """Close this process's files; a later request opens them again and counts on."""
+        self._counts = self._latency = _NO_VALUES
+        self._slots.clear()
+        for file in self._files.values():
+            file.close()
+        self._files.clear()
 
     def exposition(self) -> tuple[bytes, str]:
-        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            registry = CollectorRegistry()
-            MultiProcessCollector(registry)
-            return generate_latest(registry), CONTENT_TYPE_LATEST
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        """Every process's counts summed: reads files, so keep it off the event loop."""
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=self.directory)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+def _slot(
+    file: MmapedDict,
+    metric: str,
+    sample: str,
+    labelnames: tuple[str, ...],
+    labelvalues: tuple[str, ...],
+) -> int:
+    """The index, in a view of ``file`` as doubles, of one sample's value (made at 0 if new)."""
+    key = mmap_key(metric, sample, list(labelnames), list(labelvalues), _HELP[metric])
+    file.read_value(key)  # makes the entry, as prometheus-client's values do
+    # Entries are 8-byte aligned: the value is a double at this byte offset.
+    return file._positions[key] // 8
 
 
 class TimedRequest(Request):
@@ -214,20 +285,10 @@ def _log(request: Request, response: BaseHTTPResponse, rid: str, seconds: float)
     )
 
 
-async def _flush_every_second(metrics: Metrics) -> None:
-    while True:
-        await asyncio.sleep(FLUSH_SECONDS)
-        metrics.flush()
-
-
 def register(app: Any) -> None:
     metrics = app.ctx.metrics = Metrics()
     app.register_middleware(_observer(metrics, app.ctx.settings.access_log), "response")
 
-    @app.after_server_start
-    async def _start_flushing(app: Any) -> None:
-        app.add_task(_flush_every_second(metrics), name="bookshelf.metrics.flush")
-
     @app.after_server_stop
-    async def _last_flush(app: Any) -> None:
-        metrics.flush()
+    async def _close_metrics(app: Any) -> None:
+        metrics.close()

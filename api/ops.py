@@ -25,10 +25,8 @@ async def readyz(request: Request) -> HTTPResponse:
 
 
 async def metrics(request: Request) -> HTTPResponse:
-    metrics = request.app.ctx.metrics
-    metrics.flush()  # this worker's latest requests, on the loop's own thread
     # Reading every worker's metrics file is file I/O: keep it off the event loop.
-    body, content_type = await asyncio.to_thread(metrics.exposition)
+    body, content_type = await asyncio.to_thread(request.app.ctx.metrics.exposition)
     return raw(body, content_type=content_type)
 
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
+from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, values
 from sanic import Sanic
 
 from api import Settings
 from api.app import create_app
-from api.observability import FLUSH_SECONDS, LATENCY_BUCKETS, Metrics
+from api.observability import _HELP, LATENCY, LATENCY_BUCKETS, REQUESTS, Metrics
 from tests.conftest import app_client, serving
 
 
@@ -84,51 +84,51 @@ async def test_made_up_methods_do_not_grow_the_metric_labels(client: httpx.Async
     assert "FOOBAR" not in text and "BAZQUX" not in text
 
 
-def _samples(registry: CollectorRegistry) -> list[tuple[str, float]]:
-    samples = []
-    for line in generate_latest(registry).decode().splitlines():
-        if not line.startswith("#") and "_created" not in line:
-            name, value = line.rsplit(" ", 1)
-            samples.append((name, round(float(value), 9)))  # sums add in another order
-    return samples
-
-
-def test_batched_metrics_equal_one_observation_at_a_time() -> None:
-    """Tallies written once (Metrics.flush) give the exposition prometheus-client gives
-    for the same requests observed one by one, bucket edges included."""
-    metrics = Metrics()
+def test_metrics_files_read_as_prometheus_clients_own_multiprocess_metrics(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Values written in place (Metrics.observe) give the exposition prometheus-client's
+    own Counter and Histogram give in multiprocess mode for the same requests, line for
+    line (the files are read in directory order), bucket edges, made-up methods and
+    unmatched routes included."""
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    ours.mkdir()
+    theirs.mkdir()
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(theirs))
+    monkeypatch.setattr(values, "ValueClass", values.MultiProcessValue(lambda: "reference"))
     reference = CollectorRegistry()
-    counter = Counter(
-        metrics.requests._name, "h", ("route", "method", "status"), registry=reference
-    )
+    counter = Counter(REQUESTS, _HELP[REQUESTS], ("route", "method", "status"), registry=reference)
     histogram = Histogram(
-        metrics.latency._name, "h", ("route", "method"), buckets=LATENCY_BUCKETS, registry=reference
+        LATENCY, _HELP[LATENCY], ("route", "method"), buckets=LATENCY_BUCKETS, registry=reference
     )
+    metrics = Metrics(str(ours))
     seconds = [0.0, 0.0005, 0.00050001, 0.001, 0.003, 0.0999, 0.1, 2.5, 9.99, 10.0, 10.5, 300.0]
     for i, value in enumerate(seconds):
-        for route, method, status in (("/books/<id>", "GET", 200), ("/books", "POST", 201)):
+        for route, method, status in (
+            ("books/<book_id:int>", "GET", 200),
+            ("books", "POST", 201),
+            ("books/<book_id:int>", "GET", 404),
+            (None, "FOOBAR", 404),
+        ):
             if i % 2 or status == 200:
                 metrics.observe(route, method, status, value)
-                counter.labels(route, method, str(status)).inc()
-                histogram.labels(route, method).observe(value)
+                label = (
+                    "<unmatched>" if route is None else "/" + route.replace("<book_id:int>", "<id>")
+                )
+                label_method = "OTHER" if method == "FOOBAR" else method
+                counter.labels(label, label_method, str(status)).inc()
+                histogram.labels(label, label_method).observe(value)
         if i == 5:
-            metrics.flush()  # flushing halfway adds up the same
-    metrics.flush()
-    assert _samples(metrics.registry) == _samples(reference)
-    metrics.flush()  # nothing pending: nothing changes
-    assert _samples(metrics.registry) == _samples(reference)
-
-
-async def test_metrics_are_written_within_a_second_without_a_scrape(
-    app: Sanic, client: httpx.AsyncClient
-) -> None:
-    """Another worker's scrape reads what this one has written: tallies must not wait
-    for this worker's own /metrics."""
-    await client.get("/books/1/")
-    child = app.ctx.metrics.requests.labels("/books/<id>", "GET", "404")
-    assert child._value.get() == 0  # still a tally
-    await asyncio.sleep(FLUSH_SECONDS + 0.5)
-    assert child._value.get() == 1
+            metrics.close()  # closed and opened again: counts on
+    try:
+        ours_text, _ = metrics.exposition()
+        theirs_text, _ = Metrics(str(theirs)).exposition()
+        assert sorted(ours_text.splitlines()) == sorted(theirs_text.splitlines())
+        assert b"FOOBAR" not in ours_text
+        assert b'method="OTHER",route="<unmatched>",status="404"} 6.0' in ours_text
+    finally:
+        metrics.close()
+        values.close_all_multiprocess_files()
 
 
 async def test_a_served_app_freezes_its_start_up_objects(settings: Settings) -> None:
