@@ -13,8 +13,9 @@ from helpers import DETAIL_ALLOW, LIST_ALLOW, ROOT_ALLOW, create
 from sanic import Request, Sanic
 from sanic.compat import Header
 
-from api.errors import APIErrorHandler, NotFound, new_request_id, request_id
+from api.errors import APIErrorHandler, NotFound
 from api.observability import TimedRequest
+from api.request_ids import new_request_id, request_id
 
 NOT_FOUND = {"detail": "Not found."}
 
