@@ -7,24 +7,17 @@ Routes are matched by name, so an operation added later (``ops.register``) is de
 whether it is registered before or after :func:`register` runs, and a route that is gone
 is simply not in the document.
 
-sanic-ext's ``/docs`` page loads Swagger UI from a public CDN, which is a blank page in a
-private network. :func:`register` serves the UI from the installed ``swagger-ui-bundle``
-package under ``/docs/assets/`` instead, and answers ``/docs``, ``/docs/swagger`` and
-``/docs/oauth2-redirect.html`` from those local files.
+The Swagger UI at ``/docs`` is served offline by :mod:`api.swagger_ui`.
 """
 
 from __future__ import annotations
 
 import copy
-import html
 from dataclasses import dataclass, field
 from importlib import metadata
-from pathlib import Path
 from typing import Any, Final
 
-from sanic import Request, Sanic
-from sanic.response import HTTPResponse, file
-from sanic.response import html as html_response
+from sanic import Sanic
 from sanic_ext.extensions.openapi.builders import (
     OperationBuilder,
     OperationStore,
@@ -32,8 +25,9 @@ from sanic_ext.extensions.openapi.builders import (
 )
 from sanic_ext.extensions.openapi.definitions import Parameter
 
+from api import swagger_ui
+
 TITLE: Final = "bookshelf"
-ASSETS_URI: Final = "/assets"  # under OAS_URL_PREFIX, i.e. /docs/assets
 SECURITY: Final = [{"TokenAuth": []}, {"BearerAuth": []}]
 JSON: Final = "application/json"
 
@@ -699,101 +693,14 @@ def _version() -> str:
         return "0.1.0"
 
 
-# --------------------------------------------------------------------------- Swagger UI
-
-
-def swagger_ui_dir() -> Path:
-    from swagger_ui_bundle import swagger_ui_path
-
-    return Path(str(swagger_ui_path))
-
-
-_PAGE: Final = """\
-<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="UTF-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title>
-<link rel="stylesheet" type="text/css" href="{assets}/swagger-ui.css">
-<link rel="icon" type="image/png" href="{assets}/favicon-32x32.png" sizes="32x32">
-<style>body {{ margin: 0; background: #fafafa; }}</style>
-</head>
-<body>
-<div id="swagger-ui"></div>
-<script src="{assets}/swagger-ui-bundle.js" charset="UTF-8"></script>
-<script src="{assets}/swagger-ui-standalone-preset.js" charset="UTF-8"></script>
-<script>
-window.onload = function () {{
-  window.ui = SwaggerUIBundle({{
-    url: "{spec_url}",
-    dom_id: "#swagger-ui",
-    deepLinking: true,
-    docExpansion: "list",
-    validatorUrl: null,
-    oauth2RedirectUrl: window.location.origin + "{oauth2}",
-    presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
-    plugins: [SwaggerUIBundle.plugins.DownloadUrl],
-    layout: "StandaloneLayout"
-  }});
-}};
-</script>
-</body>
-</html>
-"""
-
-
-def _docs_urls(app: Sanic) -> dict[str, str]:
-    config = app.config
-    prefix = getattr(config, "OAS_URL_PREFIX", "/docs").rstrip("/")
-    return {
-        "prefix": prefix,
-        "assets": prefix + ASSETS_URI,
-        "spec_url": prefix + "/" + getattr(config, "OAS_URI_TO_JSON", "/openapi.json").lstrip("/"),
-        "oauth2": prefix
-        + "/"
-        + getattr(config, "OAS_UI_SWAGGER_OAUTH2_REDIRECT", "/oauth2-redirect.html").lstrip("/"),
-    }
-
-
-def _serve_swagger_ui(app: Sanic) -> None:
-    """Answer sanic-ext's Swagger UI routes from the installed swagger-ui-bundle."""
-    assets = swagger_ui_dir()
-    urls = _docs_urls(app)
-    page = _PAGE.format(
-        title=html.escape(f"{TITLE} API"),
-        assets=urls["assets"],
-        spec_url=urls["spec_url"],
-        oauth2=urls["oauth2"],
-    )
-
-    async def swagger_page(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse:
-        return html_response(page)
-
-    async def oauth2_redirect(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse:
-        return await file(assets / "oauth2-redirect.html", mime_type="text/html")
-
-    index = app.router.name_index
-    for route_name, handler in (
-        ("openapi.index", swagger_page),
-        ("openapi.swagger", swagger_page),
-        ("openapi.oauth2-redirect", oauth2_redirect),
-    ):
-        route = index.get(f"{app.name}.{route_name}")
-        if route is not None:
-            # sanic-ext's handlers carry a page that loads the UI from a CDN (and fetch the
-            # OAuth2 page from one on every request): swap in local ones.
-            route.handler = handler
-    app.static(urls["assets"], assets, name="swagger_ui_assets")
-
-
 # --------------------------------------------------------------------------- entry point
 
 
 def register(app: Sanic) -> None:
     """Describe the API's routes in ``/docs/openapi.json`` and serve ``/docs`` offline.
 
-    Call after ``Extend(app)``; routes registered later (before the server starts) are
+    Call after ``Extend(app)``, with sanic-ext's own Swagger UI off (``OAS_UI_SWAGGER =
+    False``); routes registered later (before the server starts) are
     described too.
     """
     if getattr(app.ctx, "openapi_registered", False) or not getattr(app.config, "OAS", True):
@@ -805,8 +712,7 @@ def register(app: Sanic) -> None:
     # Keep both /books and /books/ while building; _drop_slash_twins keeps the canonical one.
     app.config.API_URI_FILTER = "all"
     app.config.SWAGGER_UI_CONFIGURATION = {"docExpansion": "list", "validatorUrl": None}
-    if getattr(app.config, "OAS_UI_SWAGGER", True):
-        _serve_swagger_ui(app)
+    swagger_ui.register(app, f"{TITLE} API")
     # sanic-ext builds the document in a before_server_start listener of priority -1000:
     # higher priorities run first.
     app.before_server_start(_describe_routes, priority=0)
