@@ -18,7 +18,7 @@ from importlib import metadata
 from typing import Any, Final, TypeVar
 
 from sanic import Sanic
-from sanic_ext.extensions.openapi.builders import OperationStore
+from sanic_ext.extensions.openapi.builders import OperationStore, SpecificationBuilder
 from sanic_ext.extensions.openapi.definitions import Parameter
 
 from api import swagger_ui
@@ -110,12 +110,29 @@ def _drop_slash_twins(app: Sanic) -> None:
     to leave one path out, so the twin is deleted from its specification's path table:
     the one use of sanic-ext's private state here.
     """
-    paths = app.ext.openapi._paths
+    paths = SpecificationBuilder()._paths
     for route in app.router.routes:
         path = _documented_path(route)
         if route.strict or path == "/" or path not in paths:
             continue
         paths.pop(path[:-1] if path.endswith("/") else path + "/", None)
+
+
+def _start_document(app: Sanic) -> None:
+    """Before sanic-ext builds the document: a new one, with the parts operations share.
+
+    sanic-ext keeps one document per process; starting afresh keeps the routes of an app
+    built earlier in this process (tests) out of this one's. ``app.ext.openapi`` still
+    names the old one: ``SpecificationBuilder()`` is the current document.
+    """
+    SpecificationBuilder.reset()
+    spec = SpecificationBuilder()
+    spec.describe(TITLE, _version(), DESCRIPTION)
+    for name, text in TAGS.items():
+        spec.tag(name, text)
+    for kind, items in COMPONENTS.items():
+        for name, value in items.items():
+            spec.add_component(kind, name, value)
 
 
 def register(app: Sanic) -> None:
@@ -130,14 +147,8 @@ def register(app: Sanic) -> None:
     # Keep both /books and /books/ while building; _drop_slash_twins keeps the documented one.
     app.config.API_URI_FILTER = "all"
     app.config.SWAGGER_UI_CONFIGURATION = {"docExpansion": "list", "validatorUrl": None}
-    spec = app.ext.openapi
-    spec.describe(TITLE, _version(), DESCRIPTION)
-    for name, text in TAGS.items():
-        spec.tag(name, text)
-    for kind, items in COMPONENTS.items():
-        for name, value in items.items():
-            spec.add_component(kind, name, value)
     swagger_ui.register(app, f"{TITLE} API")
     # sanic-ext builds the document in a before_server_start listener of priority -1000:
     # higher priorities run first.
+    app.before_server_start(_start_document, priority=0)
     app.before_server_start(_drop_slash_twins, priority=-2000)

@@ -21,6 +21,7 @@ from helpers import LIST_PARAMETERS
 from sanic import Sanic
 
 from api import Settings, create_app, openapi, swagger_ui
+from tests.conftest import app_client, serving
 
 # (path, method) -> statuses the contract requires the document to list.
 REQUIRED_STATUSES = {
@@ -155,6 +156,26 @@ async def test_bodies_and_schemas(spec: dict[str, Any]) -> None:
         "name": "Authorization",
     }
     assert schemes["BearerAuth"]["scheme"] == "bearer"
+
+
+async def test_an_earlier_app_s_routes_stay_out_of_a_later_app_s_document(
+    settings: Settings,
+) -> None:
+    """sanic-ext keeps one document per process: each app starts it afresh."""
+    earlier = create_app(settings, name="bookshelf_openapi_earlier")
+
+    @earlier.get("/earlier")
+    async def only_here(request: Any) -> Any:
+        raise NotImplementedError
+
+    try:
+        async with serving(earlier) as c:
+            assert "/earlier" in (await c.get("/docs/openapi.json")).json()["paths"]
+    finally:
+        Sanic.unregister_app(earlier)
+    async with app_client(settings) as c:
+        paths = (await c.get("/docs/openapi.json")).json()["paths"]
+    assert set(paths) == {path for path, _ in REQUIRED_STATUSES}
 
 
 def _page_urls(page: str) -> list[str]:
