@@ -180,6 +180,9 @@ FROM_DB: Final[tuple[tuple[type[DatabaseError], type[APIError]], ...]] = (
     (PreconditionFailedError, PreconditionFailed),
     (DatabaseUnavailableError, ServiceUnavailable),
 )
+# Answers without arguments are made once: making an exception took 2 µs, on every 404.
+_FROM_DB_MADE: Final = tuple((db_error, api_error()) for db_error, api_error in FROM_DB)
+_NOT_FOUND: Final = NotFound()
 
 METHOD_ORDER: Final = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 
@@ -195,7 +198,7 @@ def _from_sanic(request: Request | None, exc: Exception) -> APIError | None:
         method = request.method if request is not None else "?"
         return MethodNotAllowed(method, exc.allowed_methods or ())
     if isinstance(exc, sanic_exc.NotFound):
-        return NotFound()
+        return _NOT_FOUND
     if isinstance(exc, sanic_exc.PayloadTooLarge):
         return PayloadTooLarge(request.app.config.REQUEST_MAX_SIZE if request is not None else "?")
     if isinstance(exc, sanic_exc.RequestTimeout):
@@ -207,12 +210,19 @@ def _from_sanic(request: Request | None, exc: Exception) -> APIError | None:
     return None
 
 
+def _api_error(request: Request | None, exc: Exception) -> APIError | None:
+    if isinstance(exc, APIError):
+        return exc
+    if isinstance(exc, DatabaseError):
+        for db_error, api_error in _FROM_DB_MADE:
+            if isinstance(exc, db_error):
+                return api_error
+        return None
+    return _from_sanic(request, exc)
+
+
 def _translate(request: Request | None, exc: Exception) -> tuple[int, Any, dict[str, str]]:
-    error = exc if isinstance(exc, APIError) else None
-    if error is None and isinstance(exc, DatabaseError):
-        error = next((api() for db, api in FROM_DB if isinstance(exc, db)), None)
-    if error is None:
-        error = _from_sanic(request, exc)
+    error = _api_error(request, exc)
     if error is not None:
         return error.status_code, error.body(), dict(error.headers or {})
     if isinstance(exc, sanic_exc.SanicException) and 400 <= exc.status_code < 500:
