@@ -81,6 +81,8 @@ def create_app(
             "CORS_EXPOSE_HEADERS": "ETag, Location, X-Request-ID, Retry-After",
             "OAS_UI_DEFAULT": "swagger",
             "OAS_UI_REDOC": False,
+            # sanic-ext's Swagger UI loads from a CDN: api/swagger_ui.py serves it locally.
+            "OAS_UI_SWAGGER": False,
         }
     )
     # Only the extensions bookshelf uses. The built-in set adds dependency injection,

@@ -11,9 +11,11 @@ from sanic.response import HTTPResponse
 from sanic.views import HTTPMethodView
 
 from api import pagination
+from api import schemas as oas
 from api.auth import write_input
 from api.errors import allow_header
 from api.filters import parse_fields
+from api.openapi import describe
 from api.responses import empty, json, json_bytes
 from api.serializers import etag, parse_body, to_values, validate_book, validate_bulk
 from db.query import BookJSON, BookValues
@@ -21,6 +23,12 @@ from db.query import BookJSON, BookValues
 LIST_METHODS: Final = ("GET", "POST", "HEAD", "OPTIONS")
 DETAIL_METHODS: Final = ("GET", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 ROOT_METHODS: Final = ("GET", "HEAD", "OPTIONS")
+
+_BOOK: Final = oas.ref("schemas", "Book")
+_UPDATED: Final = {
+    "200": oas.response("The updated book.", _BOOK, headers=oas.ETAG),
+    **oas.errors(400, 401, 404, 412, 413, 415, 429, 500),
+}
 
 
 def base_url(request: Request) -> str:
@@ -118,6 +126,20 @@ class MethodView(HTTPMethodView):
 
 
 class BookList(MethodView):
+    @describe(
+        "listBooks",
+        "List books",
+        description=(
+            "Paginated. Without `offset` or `cursor` the page has `count` and its `next` "
+            "link carries a cursor; with `offset` the links go by offset. A bad parameter "
+            "is a 400 whose body names it."
+        ),
+        parameters=(*(oas.query(*p) for p in oas.LIST_PARAMETERS), oas.request_id()),
+        responses={
+            "200": oas.response("A page of books.", oas.ref("schemas", "BookPage")),
+            **oas.errors(400, 429, 500),
+        },
+    )
     async def get(self, request: Request) -> HTTPResponse:
         req = pagination.parse(request.args, fields=parse_fields(request.args))
         page = await self.ctx.db.list_books(req.query)
@@ -128,6 +150,35 @@ class BookList(MethodView):
     async def head(self, request: Request) -> HTTPResponse:
         return await self.get(request)
 
+    @describe(
+        "createBooks",
+        "Create a book, or up to 1000 at once",
+        description=(
+            "A JSON object creates one book; a JSON array of 1 to 1000 books creates them "
+            "all or none (a rejected array's errors are keyed by item index)."
+        ),
+        parameters=(oas.request_id(),),
+        body=oas.body("BookCreate", "One book, or an array of up to 1000 books."),
+        responses={
+            "201": oas.response(
+                "The created book (with `Location` and `ETag`), or for an array the "
+                "created books in request order.",
+                {"oneOf": [_BOOK, {"type": "array", "items": _BOOK}]},
+                headers={
+                    "Location": oas.text_header(
+                        "The new book's URL (single create only).", required=False, format="uri"
+                    ),
+                    "ETag": {
+                        **oas.HEADERS["ETag"],
+                        "required": False,
+                        "description": "The new book's ETag (single create only).",
+                    },
+                },
+            ),
+            **oas.errors(400, 401, 413, 415, 429, 500),
+        },
+        secured=True,
+    )
     async def post(self, request: Request) -> HTTPResponse:
         token, (bulk, items) = await write_input(request, lambda: _creations(request))
         books = await self.ctx.db.create_books(items, token=token)
@@ -143,6 +194,24 @@ class BookList(MethodView):
 
 
 class BookDetail(MethodView):
+    @describe(
+        "retrieveBook",
+        "Retrieve a book",
+        parameters=(
+            oas.book_id(),
+            oas.request_id(),
+            oas.header(
+                "If-None-Match", "Optional: ETags the client holds; the current one answers 304."
+            ),
+        ),
+        responses={
+            "200": oas.response("The book.", _BOOK, headers=oas.ETAG),
+            "304": oas.response(
+                "`If-None-Match` matches the current ETag: no body.", headers=oas.ETAG
+            ),
+            **oas.errors(404, 429, 500),
+        },
+    )
     async def get(self, request: Request, book_id: int) -> HTTPResponse:
         book = await self.ctx.db.book_json(book_id)
         tag = etag(book_id, book.version)
@@ -162,12 +231,44 @@ class BookDetail(MethodView):
         book = await self.ctx.db.update_book(book_id, changes, if_versions=versions, token=token)
         return json_bytes(book.json, headers={"ETag": etag(book.id, book.version)})
 
+    @describe(
+        "updateBook",
+        "Replace a book",
+        description="A full update: every writable field is required.",
+        parameters=(oas.book_id(), oas.request_id(), oas.if_match()),
+        body=oas.body("BookInput", "Every writable field."),
+        responses=_UPDATED,
+        secured=True,
+    )
     async def put(self, request: Request, book_id: int) -> HTTPResponse:
         return await self._update(request, book_id, partial=False)
 
+    @describe(
+        "partialUpdateBook",
+        "Update some fields of a book",
+        description="A partial update: only the fields present change.",
+        parameters=(oas.book_id(), oas.request_id(), oas.if_match()),
+        body=oas.body(
+            "BookPatch",
+            "Any subset of the writable fields; no body changes nothing.",
+            required=False,
+        ),
+        responses=_UPDATED,
+        secured=True,
+    )
     async def patch(self, request: Request, book_id: int) -> HTTPResponse:
         return await self._update(request, book_id, partial=True)
 
+    @describe(
+        "destroyBook",
+        "Delete a book",
+        parameters=(oas.book_id(), oas.request_id(), oas.if_match()),
+        responses={
+            "204": oas.response("Deleted: no body."),
+            **oas.errors(401, 404, 412, 429, 500),
+        },
+        secured=True,
+    )
     async def delete(self, request: Request, book_id: int) -> HTTPResponse:
         token, _ = await write_input(request, lambda: None)
         versions = _if_match(request, book_id)
@@ -178,6 +279,16 @@ class BookDetail(MethodView):
         return _options("Book Instance", DETAIL_METHODS)
 
 
+@describe(
+    "apiRoot",
+    "API root",
+    description="As DRF's DefaultRouter: the absolute URL of the book list.",
+    parameters=(oas.request_id(),),
+    responses={
+        "200": oas.response("Links to the resources.", oas.ref("schemas", "ApiRoot")),
+        **oas.errors(429, 500),
+    },
+)
 async def api_root(request: Request) -> HTTPResponse:
     if request.method == "OPTIONS":
         return _options("Api Root", ROOT_METHODS)
@@ -187,8 +298,20 @@ async def api_root(request: Request) -> HTTPResponse:
 def register(app: Any) -> None:
     # A blueprint per app: tests build many apps in one process.
     bp = Blueprint("books")
-    bp.add_route(BookList.as_view(app.ctx), "/books", strict_slashes=False, name="list")
-    detail = BookDetail.as_view(app.ctx)
-    bp.add_route(detail, "/books/<book_id:int>", strict_slashes=False, name="detail")
+    # DRF's URLs end with a slash: documented so (api.openapi), answered with or without.
+    bp.add_route(
+        BookList.as_view(app.ctx),
+        "/books",
+        strict_slashes=False,
+        name="list",
+        ctx_trailing_slash=True,
+    )
+    bp.add_route(
+        BookDetail.as_view(app.ctx),
+        "/books/<book_id:int>",
+        strict_slashes=False,
+        name="detail",
+        ctx_trailing_slash=True,
+    )
     bp.add_route(api_root, "/", methods=list(ROOT_METHODS), name="root")
     app.blueprint(bp)

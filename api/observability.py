@@ -39,7 +39,7 @@ from sanic import Request
 from sanic.logging.formatter import JSONFormatter
 from sanic.response import BaseHTTPResponse
 
-from api.errors import request_id
+from api.request_ids import request_id
 
 access_log = logging.getLogger("bookshelf.access")
 

@@ -8,14 +8,33 @@ from typing import Any
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, raw
 
+from api import schemas as oas
 from api.errors import allow_header
+from api.openapi import describe
 from api.responses import json
 
 
+@describe(
+    "healthz",
+    "Liveness",
+    description="200 while the process serves.",
+    tag="operations",
+    responses={"200": oas.response("The process serves.", oas.ref("schemas", "Status"))},
+)
 async def healthz(request: Request) -> HTTPResponse:
     return json({"status": "ok"})
 
 
+@describe(
+    "readyz",
+    "Readiness",
+    description="200 only when the database answers, else 503.",
+    tag="operations",
+    responses={
+        "200": oas.response("The database answers.", oas.ref("schemas", "Status")),
+        "503": oas.response("The database does not answer.", oas.ref("schemas", "Status")),
+    },
+)
 async def readyz(request: Request) -> HTTPResponse:
     try:
         await asyncio.wait_for(request.app.ctx.db.ping(), timeout=2.0)
@@ -24,6 +43,19 @@ async def readyz(request: Request) -> HTTPResponse:
     return json({"status": "ok", "database": "ok"})
 
 
+@describe(
+    "metrics",
+    "Prometheus metrics",
+    tag="operations",
+    responses={
+        "200": oas.response(
+            "Prometheus text exposition format: requests by route template, method and "
+            "status, and a latency histogram, summed over all workers.",
+            {"type": "string"},
+            media="text/plain",
+        )
+    },
+)
 async def metrics(request: Request) -> HTTPResponse:
     # Reading every worker's metrics file is file I/O: keep it off the event loop.
     body, content_type = await asyncio.to_thread(request.app.ctx.metrics.exposition)

@@ -13,8 +13,9 @@ from helpers import DETAIL_ALLOW, LIST_ALLOW, ROOT_ALLOW, create
 from sanic import Request, Sanic
 from sanic.compat import Header
 
-from api.errors import APIErrorHandler, NotFound, new_request_id, request_id
+from api.errors import FROM_DB, APIErrorHandler, NotFound
 from api.observability import TimedRequest
+from api.request_ids import new_request_id, request_id
 
 NOT_FOUND = {"detail": "Not found."}
 
@@ -228,6 +229,17 @@ def test_error_handler_echoes_the_request_id_whole(app: Sanic, sent: str) -> Non
     crash = APIErrorHandler().default(_request(app, {"X-Request-ID": sent}), RuntimeError("boom"))
     assert crash.status == 500
     assert json.loads(crash.body) == {"detail": "Internal server error.", "request_id": sent}
+
+
+@pytest.mark.parametrize(("db_error", "api_error"), FROM_DB)
+def test_a_data_layer_error_is_answered_as_its_api_error(
+    app: Sanic, db_error: type[Exception], api_error: type[Any]
+) -> None:
+    request = _request(app, {"X-Request-ID": "r"})
+    got = APIErrorHandler().default(request, db_error())
+    want = APIErrorHandler().default(request, api_error())
+    assert (got.status, got.body, dict(got.headers)) == (want.status, want.body, dict(want.headers))
+    assert got.status < 500 or "Retry-After" in got.headers
 
 
 @pytest.mark.parametrize("request_class", [Request, TimedRequest])

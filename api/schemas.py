@@ -1,0 +1,404 @@
+"""The OpenAPI document's shared parts: schemas, error responses, headers, security
+schemes and parameters, named once and referred to by each operation beside its handler
+(``api.openapi.describe``)."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from sanic_ext.extensions.openapi.definitions import Parameter
+
+from db.schema import NAMES, ORDERABLE, WRITABLE
+
+JSON: Final = "application/json"
+SECURITY: Final = [{"TokenAuth": []}, {"BearerAuth": []}]
+
+
+# --------------------------------------------------------------------------- schemas
+
+
+def ref(kind: str, name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
+_TEXT: Final = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 255,
+}
+_PRICE_OUT: Final = {
+    "type": "string",
+    "pattern": r"^\d{1,3}\.\d{2}$",
+    "description": "A decimal serialized as a string with 2 places, 0.00 to 999.99.",
+    "example": "12.50",
+}
+_BOOK_PROPERTIES: Final = {
+    "id": {"type": "integer", "minimum": 1, "readOnly": True, "example": 1},
+    "title": {**_TEXT, "example": "Dune"},
+    "author": {**_TEXT, "example": "Frank Herbert"},
+    "published_date": {"type": "string", "format": "date", "example": "1965-08-01"},
+    "price": _PRICE_OUT,
+}
+# Every field of the one definition (db.schema) is described, and nothing else.
+assert tuple(_BOOK_PROPERTIES) == NAMES, "describe each field of db.schema.FIELDS"
+_CHAR_IN: Final = (
+    "1 to 255 characters after trimming surrounding whitespace. A JSON number is accepted "
+    "and stored as its text, as DRF's CharField does."
+)
+_INPUT_PROPERTIES: Final = {
+    "id": {"type": "integer", "readOnly": True, "description": "Ignored in request bodies."},
+    "title": {
+        "anyOf": [{"type": "string"}, {"type": "number"}],
+        "description": _CHAR_IN,
+        "example": "Dune",
+    },
+    "author": {
+        "anyOf": [{"type": "string"}, {"type": "number"}],
+        "description": _CHAR_IN,
+        "example": "Frank Herbert",
+    },
+    "published_date": {
+        "type": "string",
+        "format": "date",
+        "description": "A real calendar date, YYYY-MM-DD.",
+        "example": "1965-08-01",
+    },
+    "price": {
+        "description": (
+            'A decimal as a JSON string (`"12.5"`) or number (`12.5`): at most 5 digits '
+            "in total and 2 after the point, not negative (0 to 999.99)."
+        ),
+        "anyOf": [{"type": "string"}, {"type": "number", "minimum": 0, "maximum": 999.99}],
+        "example": "12.50",
+    },
+}
+_MESSAGES: Final = {"type": "array", "items": {"type": "string"}}
+
+SCHEMAS: Final[dict[str, Any]] = {
+    "Book": {
+        "type": "object",
+        "required": list(_BOOK_PROPERTIES),
+        "properties": _BOOK_PROPERTIES,
+        "additionalProperties": False,
+    },
+    "SparseBook": {
+        "type": "object",
+        "description": "A Book; with `fields=...` only the fields asked for.",
+        "properties": _BOOK_PROPERTIES,
+        "additionalProperties": False,
+    },
+    "BookInput": {
+        "type": "object",
+        "description": "Every writable field is required. Unknown fields are ignored.",
+        "required": list(WRITABLE),
+        "properties": _INPUT_PROPERTIES,
+    },
+    "BookPatch": {
+        "type": "object",
+        "description": (
+            "A partial update: only the fields present change. Unknown fields are ignored."
+        ),
+        "properties": _INPUT_PROPERTIES,
+    },
+    "BookCreate": {
+        "description": "One book, or an array of 1 to 1000 books created all-or-nothing.",
+        "oneOf": [
+            ref("schemas", "BookInput"),
+            {
+                "type": "array",
+                "items": ref("schemas", "BookInput"),
+                "minItems": 1,
+                "maxItems": 1000,
+            },
+        ],
+    },
+    "BookPage": {
+        "type": "object",
+        "description": (
+            "DRF's LimitOffsetPagination envelope. `count` is absent on pages fetched "
+            "with a `cursor`. On SQLite, the `count` of a `search` (three characters or "
+            "more) with more than 500 matches is an estimate: at least 501, at most the "
+            "table's size. The pages themselves are exact."
+        ),
+        "required": ["next", "previous", "results"],
+        "properties": {
+            "count": {"type": "integer", "minimum": 0, "example": 1234},
+            "next": {"type": "string", "format": "uri", "nullable": True},
+            "previous": {"type": "string", "format": "uri", "nullable": True},
+            "results": {"type": "array", "items": ref("schemas", "SparseBook")},
+        },
+        "additionalProperties": False,
+    },
+    "ApiRoot": {
+        "type": "object",
+        "required": ["books"],
+        "properties": {"books": {"type": "string", "format": "uri"}},
+        "additionalProperties": False,
+    },
+    "Detail": {
+        "type": "object",
+        "required": ["detail"],
+        "properties": {"detail": {"type": "string"}},
+        "additionalProperties": False,
+    },
+    "FieldErrors": {
+        "type": "object",
+        "description": (
+            "One list of messages per invalid field (or `non_field_errors`); for a bulk "
+            "create, one such object per invalid item, keyed by the item's index."
+        ),
+        "minProperties": 1,
+        "additionalProperties": {
+            "anyOf": [_MESSAGES, {"type": "object", "additionalProperties": _MESSAGES}],
+        },
+        "example": {
+            "title": ["This field is required."],
+            "price": ["Ensure that there are no more than 5 digits in total."],
+        },
+    },
+    "ServerError": {
+        "type": "object",
+        "required": ["detail", "request_id"],
+        "properties": {
+            "detail": {"type": "string", "example": "Internal server error."},
+            "request_id": {"type": "string"},
+        },
+        "additionalProperties": False,
+    },
+    "Status": {
+        "type": "object",
+        "required": ["status"],
+        "properties": {
+            "status": {"type": "string", "example": "ok"},
+            "database": {"type": "string"},
+        },
+    },
+}
+
+HEADERS: Final[dict[str, Any]] = {
+    "X-Request-ID": {
+        "description": "The request's id: the client's own X-Request-ID, else a new UUID.",
+        "required": True,
+        "schema": {"type": "string"},
+    },
+    "ETag": {
+        "description": "A strong tag that changes whenever the book changes.",
+        "required": True,
+        "schema": {"type": "string", "pattern": '^"[^"]*"$'},
+    },
+}
+
+
+def response(
+    description: str,
+    schema: dict[str, Any] | None = None,
+    *,
+    media: str = JSON,
+    headers: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "description": description,
+        "headers": {"X-Request-ID": ref("headers", "X-Request-ID"), **(headers or {})},
+    }
+    if schema is not None:
+        out["content"] = {media: {"schema": schema}}
+    return out
+
+
+def text_header(description: str, *, required: bool = True, **schema: Any) -> dict[str, Any]:
+    return {
+        "description": description,
+        "required": required,
+        "schema": {"type": "string", **schema},
+    }
+
+
+RESPONSES: Final[dict[str, Any]] = {
+    "BadRequest": response(
+        "Invalid fields (`{field: [messages]}`), a bad query parameter (named in the body), "
+        'or a body that is not JSON or not an object (`{"detail": "JSON parse error - ..."}`).',
+        {"anyOf": [ref("schemas", "Detail"), ref("schemas", "FieldErrors")]},
+    ),
+    "Unauthorized": response(
+        "No token (`Authentication credentials were not provided.`) or a bad one "
+        "(`Invalid token.`).",
+        ref("schemas", "Detail"),
+        headers={"WWW-Authenticate": text_header("`Token`", enum=["Token"])},
+    ),
+    "NotFound": response(
+        "Unknown id (a non-integer id included): `Not found.`", ref("schemas", "Detail")
+    ),
+    "MethodNotAllowed": response(
+        "The route does not have that method.",
+        ref("schemas", "Detail"),
+        headers={"Allow": text_header("The route's methods.")},
+    ),
+    "PreconditionFailed": response(
+        "`If-Match` names a stale version: nothing changed. `Precondition failed.`",
+        ref("schemas", "Detail"),
+    ),
+    "PayloadTooLarge": response("The body is over `MAX_BODY_BYTES`.", ref("schemas", "Detail")),
+    "UnsupportedMediaType": response(
+        'The body is not JSON: `Unsupported media type "text/plain" in request.`',
+        ref("schemas", "Detail"),
+    ),
+    "Throttled": response(
+        "Over the rate limit (only when `RATE_LIMIT` is set).",
+        ref("schemas", "Detail"),
+        headers={
+            "Retry-After": text_header("Seconds until the next request fits.", pattern=r"^\d+$")
+        },
+    ),
+    "ServerError": response(
+        "An unexpected failure: opaque, never a stack trace.", ref("schemas", "ServerError")
+    ),
+}
+
+SECURITY_SCHEMES: Final[dict[str, Any]] = {
+    "TokenAuth": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "Authorization",
+        "description": (
+            "DRF's TokenAuthentication: the value is `Token <key>` (type the word `Token`, "
+            "a space, then the key). Create a key with `python main.py token create NAME`."
+        ),
+    },
+    "BearerAuth": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "The same API key as `Authorization: Bearer <key>`.",
+    },
+}
+
+
+# Every component, by kind, as the document lists them.
+COMPONENTS: Final[dict[str, dict[str, Any]]] = {
+    "schemas": SCHEMAS,
+    "responses": RESPONSES,
+    "headers": HEADERS,
+    "securitySchemes": SECURITY_SCHEMES,
+}
+
+
+# --------------------------------------------------------------------------- for operations
+
+
+# The error response of each status an operation can list.
+_ERROR_RESPONSES: Final = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    404: "NotFound",
+    412: "PreconditionFailed",
+    413: "PayloadTooLarge",
+    415: "UnsupportedMediaType",
+    429: "Throttled",
+    500: "ServerError",
+}
+
+
+def errors(*statuses: int) -> dict[str, Any]:
+    """The shared error responses of ``statuses``, keyed as an operation lists them."""
+    return {str(status): ref("responses", _ERROR_RESPONSES[status]) for status in statuses}
+
+
+def body(schema_name: str, description: str, *, required: bool = True) -> dict[str, Any]:
+    return {
+        "required": required,
+        "description": description,
+        "content": {JSON: {"schema": ref("schemas", schema_name)}},
+    }
+
+
+ETAG: Final = {"ETag": ref("headers", "ETag")}
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+def query(name: str, schema: dict[str, Any], description: str) -> Parameter:
+    # An empty value (`?author=`) is the same as leaving the parameter out.
+    return Parameter(
+        name, schema, "query", description=description, required=False, allowEmptyValue=True
+    )
+
+
+def header(name: str, description: str) -> Parameter:
+    return Parameter(name, {"type": "string"}, "header", description=description, required=False)
+
+
+# What str.strip() strips (str.isspace), spelled for an ECMA-262 pattern.
+_WS: Final = r"[\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*"
+_FIELD: Final = f"({'|'.join(NAMES)})"
+# Comma-separated parts, each trimmed; empty parts are skipped.
+ORDERING_PATTERN: Final = f"^{_WS}(-?{_FIELD})?{_WS}(,{_WS}(-?{_FIELD})?{_WS})*$"
+FIELDS_PATTERN: Final = f"^{_WS}{_FIELD}?{_WS}(,{_WS}{_FIELD}?{_WS})*$"
+
+LIST_PARAMETERS: Final = (
+    (
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+        "Page size, 1 to 100.",
+    ),
+    (
+        "offset",
+        {"type": "integer", "minimum": 0, "maximum": 2**53},
+        "Start of the page; links then go by offset. Cannot be combined with `cursor`.",
+    ),
+    (
+        "cursor",
+        {"type": "string"},
+        "Opaque keyset cursor taken from `next`/`previous`; the page then has no `count`. "
+        "A malformed cursor is a 400.",
+    ),
+    ("author", {"type": "string"}, "Exact, case-sensitive match of the author."),
+    (
+        "search",
+        {"type": "string"},
+        "Case-insensitive substring of title or author (`%` and `_` are literal).",
+    ),
+    (
+        "published_after",
+        {"type": "string", "format": "date"},
+        "Books published on or after this date (YYYY-MM-DD).",
+    ),
+    (
+        "published_before",
+        {"type": "string", "format": "date"},
+        "Books published on or before this date (YYYY-MM-DD).",
+    ),
+    ("min_price", {"type": "number"}, "Books priced at least this much."),
+    ("max_price", {"type": "number"}, "Books priced at most this much."),
+    (
+        "ordering",
+        {"type": "string", "pattern": ORDERING_PATTERN, "example": "-published_date,title"},
+        f"Comma-separated fields from {', '.join(ORDERABLE)}, each optionally "
+        "prefixed with `-` for descending; ties are broken by id.",
+    ),
+    (
+        "fields",
+        {"type": "string", "pattern": FIELDS_PATTERN, "example": "id,title"},
+        f"Comma-separated subset of {', '.join(NAMES)} to return.",
+    ),
+)
+
+
+def book_id() -> Parameter:
+    return Parameter(
+        "book_id",
+        {"type": "integer"},
+        "path",
+        required=True,
+        description="The book's id. A non-integer or unknown id is a 404.",
+    )
+
+
+def request_id() -> Parameter:
+    return header("X-Request-ID", "Optional: echoed in the response's X-Request-ID.")
+
+
+def if_match() -> Parameter:
+    return header(
+        "If-Match",
+        "Optional: the ETag the client last saw. A stale tag answers 412 and changes nothing.",
+    )
