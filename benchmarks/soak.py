@@ -213,7 +213,8 @@ def _main_py(args: list[str], database_url: str, timeout: float = 600) -> str:
         ) from None
     if done.returncode != 0:
         lines = [line for line in done.stderr.splitlines() if line.strip()] or ["(no output)"]
-        raise SoakError(f"main.py {' '.join(args[:2])} failed ({done.returncode}): {lines[-1]}")
+        command = " ".join(a for a in args[:2] if not a.startswith("-"))
+        raise SoakError(f"main.py {command} failed ({done.returncode}): {lines[-1]}")
     return done.stdout
 
 
@@ -1104,9 +1105,10 @@ def plot(doc: dict[str, Any], path: Path) -> None:
         )
     ax_rss.set_ylabel("RSS (MB)")
     ax_rss.legend(loc="upper left", fontsize="small", ncol=2)
-    ax_rps.plot(ts, [s["requests"] for s in seconds], label="all", color="#1f77b4")
+    answered = [s["requests"] - s["errors"] - s["timeouts"] for s in seconds]
+    ax_rps.plot(ts, answered, label="answered", color="#1f77b4")
     ax_rps.plot(ts, [s["ok"] for s in seconds], label="2xx", color="#2ca02c", linewidth=0.8)
-    ax_rps.set_ylabel("requests/s")
+    ax_rps.set_ylabel("answers/s")
     ax_rps.legend(loc="upper left", fontsize="small")
     ax_err.plot(ts, [s["c5xx"] for s in seconds], label="5xx", color="#d62728")
     ax_err.plot(
@@ -1159,9 +1161,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say(f"soak: {MISSING} is not installed; {INSTALL}")
         return 2
     if not args.no_plot:
-        import importlib.util
-
-        if importlib.util.find_spec("matplotlib") is None:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
             _say(f"soak: matplotlib is not installed (or pass --no-plot); {INSTALL}")
             return 2
     config = Config(
@@ -1190,7 +1192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say(f"soak: {exc}")
         return 2
     except OSError as exc:
-        _say(f"soak: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
+        where = f": {exc.filename}" if exc.filename else ""
+        _say(f"soak: {exc.strerror or exc}{where}; check --out and --work-dir")
         return 2
     except KeyboardInterrupt:
         _say("soak: interrupted; the server was stopped, no results written")

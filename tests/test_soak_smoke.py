@@ -57,5 +57,9 @@ def test_soak_with_a_kill(tmp_path: Path) -> None:
     # The instance kept answering once a worker was gone.
     after = [s for s in doc["seconds"] if kill["t"] + 1 <= s["t"] < doc["stop"]["t"] - 1]
     assert after and sum(s["ok"] for s in after) > 0
-    # Every second the load ran was sampled: each worker's RSS, the main process's.
-    assert all(s["main_rss_mb"] for s in doc["seconds"][: int(doc["stop"]["t"])])
+    # Each second's sample has the main process's RSS and each live worker's, by pid.
+    pid = str(kill["pid"])
+    sampled = [s for s in doc["seconds"] if s["workers"] is not None]
+    assert all(s["main_rss_mb"] for s in sampled if s["t"] < doc["stop"]["t"])
+    assert any(pid in s["worker_rss_mb"] for s in sampled if s["t"] <= kill["t"])
+    assert not any(pid in s["worker_rss_mb"] for s in sampled if s["t"] > kill["t"])
