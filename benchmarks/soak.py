@@ -710,6 +710,9 @@ async def _drive(
                 )
             if t >= config.seconds:
                 break
+            if server.process.poll() is not None:
+                _say(f"soak {t:5.0f} s: the server exited by itself ({server.process.returncode})")
+                break
         # SIGTERM while the clients keep going: an operator's stop under load.
         stop = await _terminate(config, server, watch, load, t0)
     finally:
@@ -723,8 +726,11 @@ async def _terminate(
     config: Config, server: Any, watch: Watch, load: Load, t0: float
 ) -> dict[str, Any]:
     sent = time.monotonic()
-    stop: dict[str, Any] = {"t": round(sent - t0, 2)}
-    server.process.send_signal(signal.SIGTERM)
+    stop: dict[str, Any] = {
+        "t": round(sent - t0, 2),
+        "by_itself": server.process.poll() is not None,
+    }
+    server.process.send_signal(signal.SIGTERM)  # nothing when it has exited by itself
     next_sample = sent + 1.0
     while server.process.poll() is None and time.monotonic() - sent < config.stop_timeout:
         await asyncio.sleep(0.05)
@@ -785,10 +791,11 @@ def soak(config: Config) -> dict[str, Any]:
             watch.first_seen = dict.fromkeys(watch.first_seen, 0.0)
             watch.sample()
             load = Load(server.url, token, config.rows, config.timeout, config.seed, Tally(t0))
+            plan = f"kill -9 every {config.kill_every:g} s" if config.kill_every else "no kills"
             _say(
                 f"soak: {config.minutes:g} min, {config.clients} clients, {WORKERS} workers "
-                f"(pids {', '.join(map(str, sorted(start_pids)))}), kill every "
-                f"{config.kill_every:g} s; server log {server.log_path}"
+                f"(pids {', '.join(map(str, sorted(start_pids)))}), {plan}; "
+                f"server log {server.log_path}"
             )
             stop = asyncio.run(_drive(config, server, watch, load, t0))
         finally:
@@ -997,7 +1004,9 @@ def summary_rows(doc: dict[str, Any]) -> list[list[Any]]:
         [
             "SIGTERM under load",
             (
-                f"exit code {stop['exit_code']} after {stop['seconds']:.1f} s"
+                f"not sent: the server had exited by itself, exit code {stop['exit_code']}"
+                if stop.get("by_itself")
+                else f"exit code {stop['exit_code']} after {stop['seconds']:.1f} s"
                 if stop["exited"]
                 else f"did not exit within {stop['seconds']:.0f} s (killed)"
             )
