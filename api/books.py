@@ -25,6 +25,7 @@ from api.serializers import (
     validate_bulk,
 )
 from db import books as db_books
+from db import health as db_health
 from db.books import BookValues
 
 LIST_METHODS: Final = ("GET", "POST", "HEAD", "OPTIONS")
@@ -136,6 +137,7 @@ class BookList(MethodView):
     async def post(self, request: Request) -> HTTPResponse:
         token, (bulk, items) = await write_input(request, lambda: _creations(request))
         rows = await db_books.create_books(items, token=token)
+        db_health.confirm_write()  # not acknowledged if the file was deleted or replaced
         if bulk:
             return json([to_json(row) for row in rows], status=201)
         (row,) = rows
@@ -165,6 +167,7 @@ class BookDetail(MethodView):
         )
         versions = _if_match(request, book_id)
         row = await db_books.update_book(book_id, changes, if_versions=versions, token=token)
+        db_health.confirm_write()  # not acknowledged if the file was deleted or replaced
         return json(to_json(row), headers={"ETag": etag(row)})
 
     async def put(self, request: Request, book_id: int) -> HTTPResponse:
@@ -176,6 +179,7 @@ class BookDetail(MethodView):
     async def delete(self, request: Request, book_id: int) -> HTTPResponse:
         token, _ = await write_input(request, lambda: None)
         await db_books.delete_book(book_id, if_versions=_if_match(request, book_id), token=token)
+        db_health.confirm_write()  # not acknowledged if the file was deleted or replaced
         return empty(status=204)
 
     async def options(self, request: Request, book_id: int) -> HTTPResponse:

@@ -14,7 +14,8 @@ Exception tree::
         └── Throttled            429  (with Retry-After)
 
 Sanic's own NotFound, MethodNotAllowed, PayloadTooLarge, RequestTimeout and BadRequest,
-and db/'s NotFoundError and PreconditionFailedError, are mapped to the same shapes. Every
+and db/'s NotFoundError and PreconditionFailedError, are mapped to the same shapes; a
+write the database's storage cannot take (db.health) is a 503, or 507 for a full disk. Every
 other exception is an opaque 500 carrying the request id, logged once with its traceback.
 """
 
@@ -32,6 +33,7 @@ from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse
 
 from api.responses import json
+from db import health as db_health
 from db.errors import (
     DatabaseUnavailableError,
     NotFoundError,
@@ -217,7 +219,12 @@ def _translate(request: Request | None, exc: Exception) -> tuple[int, Any, dict[
         return 404, {"detail": NOT_FOUND}, {}
     if isinstance(exc, PreconditionFailedError):
         return 412, {"detail": PRECONDITION_FAILED}, {}
+    fault = db_health.fault_of(exc)  # disk full, read-only, corrupt, file gone: logged once
+    if fault is not None:
+        status = 507 if fault.reason == db_health.DISK_FULL else 503
+        return status, {"detail": str(fault)}, {"Retry-After": "30"}
     if isinstance(exc, DatabaseUnavailableError):
+        db_health.unreachable(exc)  # one log line per outage
         return 503, {"detail": ServiceUnavailable.default_detail}, {"Retry-After": "1"}
     if isinstance(exc, sanic_exc.MethodNotAllowed):
         method = request.method if request is not None else "?"

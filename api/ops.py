@@ -10,6 +10,7 @@ from sanic.response import HTTPResponse, raw
 
 from api.errors import allow_header
 from api.responses import json
+from db import health as db_health
 from db import sql
 
 
@@ -18,10 +19,18 @@ async def healthz(request: Request) -> HTTPResponse:
 
 
 async def readyz(request: Request) -> HTTPResponse:
+    # Can it take a write: the file still there, writable, space left, not corrupt
+    # (db.health; checked at most once a second).
+    fault = db_health.problem()
+    if fault is not None:
+        body = {"status": "unavailable", "database": fault.reason, "detail": str(fault)}
+        return json(body, status=503)
     try:
         await asyncio.wait_for(sql.ping(), timeout=2.0)
     except Exception as exc:  # any failure to answer means "not ready", never a 500
+        db_health.unreachable(exc)
         return json({"status": "unavailable", "database": type(exc).__name__}, status=503)
+    db_health.reachable()
     return json({"status": "ok", "database": "ok"})
 
 
