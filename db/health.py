@@ -92,6 +92,7 @@ class _Watch:
     incidents: dict[str, float] = field(default_factory=dict)
     free_at_full: int = 0
     checked_at: float = float("-inf")
+    files_checked_at: float = float("-inf")
     last: DatabaseFaultError | None = None
 
 
@@ -202,12 +203,14 @@ def describe(exc: BaseException, url: str) -> str | None:
     fault = fault_of(exc, record=False)
     if fault is not None:
         return f"{_redacted(url)}: {fault}"
-    if isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError) or isinstance(
-        exc, asyncpg.InvalidPasswordError
-    ):
+    if isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError):
         return f"{_redacted(url)}: the server refused the credentials ({exc}); fix DATABASE_URL"
     if isinstance(exc, asyncpg.InvalidCatalogNameError):
         return f"{_redacted(url)}: {exc}; create it, or fix DATABASE_URL"
+    if url.startswith("sqlite"):
+        if isinstance(exc, OSError) and exc.filename:
+            return f"cannot use {exc.filename}: {exc.strerror}; fix it, or change DATABASE_URL"
+        return None
     if isinstance(
         exc,
         (
@@ -308,15 +311,29 @@ _POOL_RETRIES: Final = _PoolRetries()
 
 
 def _gone() -> bool:
+    """Whether the database file or its write-ahead log is no longer the one opened."""
     return any(_identity(name) != ident for name, ident in _watch.files)
 
 
 def confirm_write() -> None:
     """After a write: raise DatabaseFaultError when the file written to is no longer the
     one at the database's path (deleted or replaced), so the write is not acknowledged."""
-    if _watch.files and (GONE in _watch.incidents or _gone()):
-        _begin(GONE)
-        raise _fault(GONE)
+    if _watch.files:
+        # The file itself every time (one stat); its write-ahead log (deleted with it, in
+        # practice) at most once a second.
+        name, ident = _watch.files[0]
+        try:
+            st = os.stat(name)
+            gone = (st.st_dev, st.st_ino) != ident
+        except OSError:
+            gone = True
+        now = time.monotonic()
+        if now - _watch.files_checked_at >= CHECK_EVERY:
+            _watch.files_checked_at = now
+            gone = gone or _gone()
+        if gone or GONE in _watch.incidents:
+            _begin(GONE)
+            raise _fault(GONE)
     if _watch.incidents:
         # A write went through: whatever stopped the last ones has cleared.
         for reason in [r for r in _watch.incidents if r not in _STICKY]:

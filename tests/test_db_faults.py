@@ -68,12 +68,6 @@ def not_a_database(tmp_path: Path, kind: str) -> Path:
     return path
 
 
-def migrated(path: Path) -> Path:
-    result = run_main(f"sqlite://{path}", "migrate")
-    assert result.returncode == 0, result.stderr
-    return path
-
-
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
 def test_a_text_file_stops_every_command_at_once(tmp_path: Path, command: tuple[str, ...]) -> None:
     path = not_a_database(tmp_path, "text")
@@ -112,7 +106,7 @@ def test_a_read_only_mount_stops_every_command(tmp_path: Path) -> None:
     with tmpfs(tmp_path / "mnt") as mnt:
         a_database(mnt / "db.sqlite3")
         subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
-        for command in (("serve",), ("migrate",), ("token", "list")):
+        for command in (("serve",), ("token", "list")):
             url = f"sqlite://{mnt / 'db.sqlite3'}"
             one_line(run_main(url, *command), str(mnt), "read-only")
         one_line(run_main(f"sqlite://{mnt / 'sub' / 'db.sqlite3'}", "serve"), "Read-only")
@@ -127,7 +121,7 @@ def test_postgres_down_stops_the_command_with_one_line(command: tuple[str, ...])
 
 
 def test_a_corrupt_schema_stops_migrate_with_one_line(tmp_path: Path) -> None:
-    path = migrated(tmp_path / "db.sqlite3")
+    path = a_database(tmp_path / "db.sqlite3")
     with open(path, "r+b") as fh:  # the schema's root page, past the file's header
         fh.seek(100)
         fh.write(os.urandom(4096 - 100))
