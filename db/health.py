@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import quote, urlsplit, urlunsplit
 
+import asyncpg
+
 from db.errors import DatabaseConfigError, DatabaseFaultError, DatabaseUnavailableError
 
 __all__ = [
@@ -79,6 +81,20 @@ _SQLITE_FAULTS: Final = {
     11: CORRUPT,  # SQLITE_CORRUPT
     26: CORRUPT,  # SQLITE_NOTADB
     10: IO_ERROR,  # SQLITE_IOERR
+}
+# PostgreSQL's: a full disk, a standby (after a failover) or a read-only transaction,
+# corrupt data or index pages.
+_POSTGRES_FAULTS: Final = (
+    (asyncpg.DiskFullError, DISK_FULL),
+    (asyncpg.ReadOnlySQLTransactionError, READ_ONLY),
+    (asyncpg.DataCorruptedError, CORRUPT),
+    (asyncpg.IndexCorruptedError, CORRUPT),
+)
+_POSTGRES_DETAIL: Final = {
+    READ_ONLY: "The database server accepts no writes (a read-only standby or transaction): "
+    "nothing was stored. Point DATABASE_URL at the primary.",
+    CORRUPT: "The database server reports corrupt data: nothing was stored. Check the "
+    "server's log.",
 }
 # Faults that only a restart (with the file restored) ends.
 _STICKY: Final = (GONE, CORRUPT)
@@ -195,7 +211,6 @@ def _redacted(url: str) -> str:
 def describe(exc: BaseException, url: str) -> str | None:
     """One line for a database problem a command met (bad file, server down, wrong
     password, no such database), else None: a bug, whose traceback is wanted."""
-    import asyncpg
     from tortoise.exceptions import DBConnectionError
 
     if isinstance(exc, DatabaseConfigError):
@@ -259,7 +274,6 @@ def watch(url: str | None) -> None:
 
 
 def _connection_failure(exc: BaseException) -> BaseException | None:
-    import asyncpg
     from tortoise.exceptions import DBConnectionError
 
     seen: set[int] = set()
@@ -340,8 +354,10 @@ def confirm_write() -> None:
             _end(reason)
 
 
-def _sqlite_errors(exc: BaseException) -> list[sqlite3.Error]:
-    found: list[sqlite3.Error] = []
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and every exception behind it (causes, contexts, a wrapped first argument,
+    as Tortoise's OperationalError(exc) has)."""
+    found: list[BaseException] = []
     seen: set[int] = set()
     todo: list[object] = [exc]
     while todo:
@@ -349,10 +365,19 @@ def _sqlite_errors(exc: BaseException) -> list[sqlite3.Error]:
         if not isinstance(item, BaseException) or id(item) in seen:
             continue
         seen.add(id(item))
-        if isinstance(item, sqlite3.Error):
-            found.append(item)
+        found.append(item)
         todo += [item.__cause__, item.__context__, *item.args[:1]]
     return found
+
+
+def _storage_fault(error: BaseException) -> DatabaseFaultError | None:
+    if isinstance(error, sqlite3.Error):
+        reason = _SQLITE_FAULTS.get(getattr(error, "sqlite_errorcode", 0) & 0xFF)
+        return None if reason is None else _fault(reason)
+    for kind, reason in _POSTGRES_FAULTS:
+        if isinstance(error, kind):
+            return DatabaseFaultError(reason, _POSTGRES_DETAIL.get(reason, _DETAIL[reason]))
+    return None
 
 
 def fault_of(exc: BaseException, *, record: bool = True) -> DatabaseFaultError | None:
@@ -360,12 +385,12 @@ def fault_of(exc: BaseException, *, record: bool = True) -> DatabaseFaultError |
     incident, logged once, unless ``record`` is false)."""
     if isinstance(exc, DatabaseFaultError):
         return exc
-    for error in _sqlite_errors(exc):
-        reason = _SQLITE_FAULTS.get(getattr(error, "sqlite_errorcode", 0) & 0xFF)
-        if reason is not None:
+    for error in _chain(exc):
+        fault = _storage_fault(error)
+        if fault is not None:
             if record:
-                _begin(reason)
-            return _fault(reason)
+                _begin(fault.reason)
+            return fault
     return None
 
 

@@ -16,8 +16,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
+from backends import TEST_DATABASE_URL, with_query
 from faults import a_database, fill, read_only, tmpfs
 from server_process import Server, running_server
 
@@ -194,3 +196,19 @@ def test_a_read_only_database_answers_503(tmp_path: Path) -> None:
     assert status == 503
     assert "read-only" in body["detail"]
     assert headers["Retry-After"]
+
+
+@pytest.mark.skipif(TEST_DATABASE_URL is None, reason="TEST_DATABASE_URL is not set")
+async def test_a_read_only_postgres_answers_503() -> None:
+    """A standby after a failover refuses writes as a read-only transaction does."""
+    assert TEST_DATABASE_URL is not None
+    conn = await asyncpg.connect(with_query(TEST_DATABASE_URL))
+    try:
+        await conn.execute("SET default_transaction_read_only = on")
+        with pytest.raises(asyncpg.ReadOnlySQLTransactionError) as failed:
+            await conn.execute("CREATE TEMP TABLE t (x int)")
+    finally:
+        await conn.close()
+    status, body, _ = _translate(None, failed.value)
+    assert status == 503
+    assert "primary" in body["detail"]
