@@ -207,7 +207,26 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = _settings()
+    try:
+        return _command(args, settings)
+    except Exception as exc:
+        # A database that cannot be used (not SQLite, read-only, down, wrong password) is
+        # a person's to fix: one line and status 2, as for a bad setting; a bug still
+        # shows its traceback.
+        from db.health import describe
+
+        line = describe(exc, settings.database_url)
+        if line is None:
+            raise
+        print(f"bookshelf: database error: {line}", file=sys.stderr)  # noqa: T201
+        return 2
+
+
+def _command(args: argparse.Namespace, settings: Settings) -> int:
     if args.command in (None, "serve"):
+        from db.health import preflight
+
+        preflight(settings.database_url)  # here, not in each worker's start-up
         serve(settings)
         return 0
     if args.command == "migrate":

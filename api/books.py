@@ -1,5 +1,5 @@
 """The Books resource: DRF's ModelViewSet actions (list, create, retrieve, update,
-partial_update, destroy) as two thin views over db.books."""
+partial_update, destroy) as two thin views over the database's backend (``db.backend``)."""
 
 from __future__ import annotations
 

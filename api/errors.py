@@ -16,13 +16,16 @@ a JSON response.
  499   ClientClosedRequest     Sanic's RequestCancelled: the client went away
  503   ServiceUnavailable      db/'s DatabaseUnavailableError; ``Retry-After: 1``
  503   ResponseTimeout         Sanic's ServiceUnavailable (the response timed out)
+ 503   StorageFault            the database cannot take a write; ``Retry-After: 30``
+ 507   StorageFault            ... because its disk is full
  4xx                           any other client error Sanic raises: its status and text
  500                           anything else: opaque, with the request id, logged once
 =====  ======================  ======================================================
 
 api/ raises its classes where the error happens. db/ never imports Sanic: it raises its
-own errors, answered as the API error that ``FROM_DB`` names; Sanic's own are answered
-as the one ``_from_sanic`` names.
+own errors, answered as the API error that ``FROM_DB`` names; a failed statement whose
+cause is the database's storage (``db.health``: disk full, read-only, corrupt, the file
+gone) is a ``StorageFault``; Sanic's own are answered as the one ``_from_sanic`` names.
 """
 
 from __future__ import annotations
@@ -38,8 +41,10 @@ from sanic.response import HTTPResponse
 
 from api.request_ids import request_id
 from api.responses import json
+from db import health as db_health
 from db.errors import (
     DatabaseError,
+    DatabaseFaultError,
     DatabaseUnavailableError,
     NotFoundError,
     PreconditionFailedError,
@@ -173,6 +178,17 @@ class ResponseTimeout(APIError):
     default_detail = TIMEOUT
 
 
+class StorageFault(APIError):
+    """A write the database's storage cannot take: its detail says why and what to do."""
+
+    status_code = 503
+
+    def __init__(self, fault: DatabaseFaultError) -> None:
+        super().__init__(str(fault), headers={"Retry-After": "30"})
+        if fault.reason == db_health.DISK_FULL:
+            self.status_code = 507  # type: ignore[misc]
+
+
 # db/'s errors, each answered as an API error (the first that matches).
 FROM_DB: Final[tuple[tuple[type[DatabaseError], type[APIError]], ...]] = (
     (TokenRejectedError, AuthenticationFailed),
@@ -223,6 +239,14 @@ def _api_error(request: Request | None, exc: Exception) -> APIError | None:
 
 def _translate(request: Request | None, exc: Exception) -> tuple[int, Any, dict[str, str]]:
     error = _api_error(request, exc)
+    if error is None or isinstance(exc, DatabaseUnavailableError):
+        # A storage fault (disk full, read-only, corrupt, file gone) is logged once per
+        # incident; so is the start of an outage.
+        fault = db_health.fault_of(exc)
+        if fault is not None:
+            error = StorageFault(fault)
+        elif isinstance(exc, DatabaseUnavailableError):
+            db_health.unreachable(exc)
     if error is not None:
         return error.status_code, error.body(), dict(error.headers or {})
     if isinstance(exc, sanic_exc.SanicException) and 400 <= exc.status_code < 500:

@@ -12,6 +12,7 @@ from api import schemas as oas
 from api.errors import allow_header
 from api.openapi import describe
 from api.responses import json
+from db import health as db_health
 
 
 @describe(
@@ -36,10 +37,18 @@ async def healthz(request: Request) -> HTTPResponse:
     },
 )
 async def readyz(request: Request) -> HTTPResponse:
+    # Can it take a write: the file still there, writable, space left, not corrupt
+    # (db.health; checked at most once a second).
+    fault = db_health.problem()
+    if fault is not None:
+        body = {"status": "unavailable", "database": fault.reason, "detail": str(fault)}
+        return json(body, status=503)
     try:
         await asyncio.wait_for(request.app.ctx.db.ping(), timeout=2.0)
     except Exception as exc:  # any failure to answer means "not ready", never a 500
+        db_health.unreachable(exc)
         return json({"status": "unavailable", "database": type(exc).__name__}, status=503)
+    db_health.reachable()
     return json({"status": "ok", "database": "ok"})
 
 

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import fcntl
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any, Final
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -15,6 +14,7 @@ from tortoise.backends.base.executor import EXECUTOR_CACHE
 from tortoise.connection import get_connections
 from tortoise.migrations.api.migrate import migrate as tortoise_migrate
 
+from db import health
 from db.backend import Backend
 from db.errors import DatabaseUnavailableError
 from db.postgres import PostgresBackend
@@ -154,7 +154,8 @@ def _ensure_sqlite_dir(url: str) -> None:
     if path in ("", ":memory:") or "mode=memory" in url:
         # Each worker (and each ASGI test request) would get its own empty database.
         raise ValueError("an in-memory SQLite database cannot be shared; use a file path")
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    # Before Tortoise opens it: a file it cannot open would leave its lock held for ever.
+    health.preflight_sqlite(path)
 
 
 async def migrate(url: str) -> None:
@@ -199,6 +200,7 @@ async def open_db(url: str, *, run_migrations: bool = True, **pool: int) -> Back
     # and the first statement that finds it up opens the connection.
     with contextlib.suppress(DatabaseUnavailableError):
         await backend.ping()
+    health.watch(url)
     return backend
 
 

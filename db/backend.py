@@ -25,7 +25,7 @@ import orjson
 from tortoise.connection import ConnectionHandler
 from tortoise.exceptions import OperationalError
 
-from db import query, schema
+from db import health, query, schema
 from db.errors import (
     DatabaseUnavailableError,
     NotFoundError,
@@ -191,6 +191,7 @@ class Backend:
             if not rows:
                 raise TokenRejectedError()
             await self.touch_token(token)
+        health.confirm_write()  # not acknowledged if the file was deleted or replaced
         # Ids are assigned in VALUES order; RETURNING's own order is unspecified.
         return [self._saved(row) for row in sorted(rows, key=lambda row: row["id"])]
 
@@ -251,6 +252,7 @@ class Backend:
             await self._miss(book_id, token)
         if token is not None:
             await self.touch_token(token)
+        health.confirm_write()
         return self._saved(rows[0])
 
     async def delete_book(
@@ -268,6 +270,7 @@ class Backend:
             await self._miss(book_id, token)
         if token is not None:
             await self.touch_token(token)
+        health.confirm_write()
 
     # -- tokens on the request path -------------------------------------------------------
 

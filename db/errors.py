@@ -21,3 +21,18 @@ class DatabaseUnavailableError(DatabaseError):
 
 class TokenRejectedError(DatabaseError):
     """The write's token is unknown or revoked: nothing was written."""
+
+
+class DatabaseConfigError(DatabaseError):
+    """The database that DATABASE_URL names cannot be used as it is (not an SQLite file,
+    unreadable, read-only): a person must fix it. Its text is one line saying what to do."""
+
+
+class DatabaseFaultError(DatabaseUnavailableError):
+    """The database's storage cannot take a write now (disk full, read-only, corrupt, the
+    file deleted or replaced): nothing was acknowledged. ``reason`` names the fault; the
+    text says what happened and what to do."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason

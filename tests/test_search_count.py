@@ -1,4 +1,4 @@
-"""A search's ``count``: exact up to db.books.SEARCH_EXACT_COUNT matches, an estimate above.
+"""A search's ``count``: exact up to db.sqlite.SEARCH_EXACT_COUNT matches, an estimate above.
 
 On SQLite a search reads its matches from the trigram index in id order; counting every
 match of a common word would cost time in proportion to the table, so above the threshold

@@ -1,0 +1,440 @@
+"""Whether the database can take a write, checked cheaply; and the faults a person must fix.
+
+- ``preflight_sqlite(path)`` tries an SQLite file with ``sqlite3`` before Tortoise opens it.
+  Tortoise's connection wrapper takes its client's lock before it opens the connection and
+  never releases it when the opening fails ("file is not a database", "unable to open
+  database file"): every later statement then waits on that lock for ever. A file that is
+  not a database, a folder, an unreadable or read-only file or folder is refused here with
+  ``DatabaseConfigError``, whose text is one line saying what to do.
+- ``watch(url)`` remembers which file (device, inode) an SQLite connection opened.
+  SQLite keeps writing into a file that was deleted or replaced (in WAL mode it never
+  checks), so such writes would be acknowledged and lost at the next start:
+  ``confirm_write()``, called after every write, compares the path with that file (one
+  ``stat``, about a microsecond) and raises ``DatabaseFaultError`` instead.
+- ``fault_of(exc)`` recognises a statement that failed because of the storage (disk full,
+  read-only, corrupt pages, I/O error): a ``DatabaseFaultError`` the API answers 503/507,
+  and one log line when such an incident starts (another when it clears), not a
+  traceback per request.
+- ``problem()``: what ``/readyz`` reports, remembered for a second so that it stays cheap
+  under load.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import asyncpg
+
+from db.errors import DatabaseConfigError, DatabaseFaultError, DatabaseUnavailableError
+
+__all__ = [
+    "confirm_write",
+    "describe",
+    "fault_of",
+    "preflight",
+    "preflight_sqlite",
+    "problem",
+    "watch",
+]
+
+log = logging.getLogger("bookshelf.db")
+
+# Below this much free space on the database's file system /readyz answers 503.
+LOW_SPACE: Final = 1 << 20
+# How long /readyz reuses its last answer.
+CHECK_EVERY: Final = 1.0
+# An incident that nothing else confirms (a write failed for want of space while the file
+# system shows free space, as under a quota; a read-only or I/O error) is forgotten after
+# this long, or as soon as a write goes through.
+FORGOTTEN_AFTER: Final = 30.0
+
+GONE: Final = "gone"
+DISK_FULL: Final = "disk_full"
+READ_ONLY: Final = "read_only"
+CORRUPT: Final = "corrupt"
+IO_ERROR: Final = "io_error"
+UNREACHABLE: Final = "unreachable"
+
+_DETAIL: Final = {
+    GONE: "The database file was deleted or replaced while the server was running: this "
+    "write was not stored. Restore the file and restart the server.",
+    DISK_FULL: "The database's disk is full: nothing was stored. Free some space and try again.",
+    READ_ONLY: "The database is read-only: nothing was stored. Make the database file "
+    "and its folder writable.",
+    CORRUPT: "The database file is corrupt: nothing was stored. Restore it from a backup.",
+    IO_ERROR: "The database's disk failed to read or write: nothing was stored. Check the disk.",
+    UNREACHABLE: "The database server cannot be reached: requests that need it answer 503 "
+    "until it is back.",
+}
+# SQLite's primary result codes (the low byte of an extended code) that mean the storage,
+# not the statement, is at fault.
+_SQLITE_FAULTS: Final = {
+    13: DISK_FULL,  # SQLITE_FULL
+    8: READ_ONLY,  # SQLITE_READONLY
+    11: CORRUPT,  # SQLITE_CORRUPT
+    26: CORRUPT,  # SQLITE_NOTADB
+    10: IO_ERROR,  # SQLITE_IOERR
+}
+# PostgreSQL's: a full disk, a standby (after a failover) or a read-only transaction,
+# corrupt data or index pages.
+_POSTGRES_FAULTS: Final = (
+    (asyncpg.DiskFullError, DISK_FULL),
+    (asyncpg.ReadOnlySQLTransactionError, READ_ONLY),
+    (asyncpg.DataCorruptedError, CORRUPT),
+    (asyncpg.IndexCorruptedError, CORRUPT),
+)
+_POSTGRES_DETAIL: Final = {
+    READ_ONLY: "The database server accepts no writes (a read-only standby or transaction): "
+    "nothing was stored. Point DATABASE_URL at the primary.",
+    CORRUPT: "The database server reports corrupt data: nothing was stored. Check the "
+    "server's log.",
+}
+# Faults that only a restart (with the file restored) ends.
+_STICKY: Final = (GONE, CORRUPT)
+
+
+@dataclass
+class _Watch:
+    path: str | None = None
+    # (st_dev, st_ino) of the database file and of its write-ahead log, as opened.
+    files: list[tuple[str, tuple[int, int]]] = field(default_factory=list)
+    incidents: dict[str, float] = field(default_factory=dict)
+    free_at_full: int = 0
+    checked_at: float = float("-inf")
+    files_checked_at: float = float("-inf")
+    last: DatabaseFaultError | None = None
+
+
+_watch = _Watch()
+
+
+def _fault(reason: str) -> DatabaseFaultError:
+    return DatabaseFaultError(reason, _DETAIL[reason])
+
+
+def _begin(reason: str, cause: str = "") -> None:
+    """An incident starts: one log line, however many requests it fails."""
+    if reason not in _watch.incidents:
+        if reason == DISK_FULL:
+            _watch.free_at_full = _free_space()
+        _watch.incidents[reason] = time.monotonic()
+        extra = {"database_fault": reason, **({"cause": cause} if cause else {})}
+        log.error("database fault: %s", _DETAIL[reason], extra=extra)
+        _watch.checked_at = float("-inf")
+
+
+def _end(reason: str) -> None:
+    if _watch.incidents.pop(reason, None) is not None:
+        log.warning("database fault cleared: %s", reason, extra={"database_fault": reason})
+        _watch.checked_at = float("-inf")
+
+
+# ---------------------------------------------------------------- before opening
+
+
+def _config(message: str) -> DatabaseConfigError:
+    return DatabaseConfigError(message)
+
+
+def preflight_sqlite(path: str) -> None:
+    """Refuse, with one line, an SQLite path that Tortoise could not open or write."""
+    file = Path(path)
+    folder = file.parent
+    if file.is_dir():
+        raise _config(
+            f"{path} is a folder, not an SQLite database file; point DATABASE_URL at a file"
+        )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _config(
+            f"cannot create the folder {folder}: {exc.strerror}; create it, or point "
+            "DATABASE_URL at a writable place"
+        ) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise _config(
+            f"the folder {folder} is read-only (or not searchable) for this user: SQLite "
+            "writes its journal and lock files beside the database; make it writable, or "
+            "point DATABASE_URL at a writable place"
+        )
+    if not file.exists():
+        return
+    if not os.access(file, os.R_OK | os.W_OK):
+        raise _config(
+            f"{path} cannot be read and written by this user (uid {os.getuid()}); "
+            "fix its owner or mode"
+        )
+    try:
+        conn = sqlite3.connect(f"file:{quote(str(file.absolute()))}?mode=rw", uri=True)
+    except sqlite3.Error as exc:
+        raise _config(f"cannot open {path} as an SQLite database: {exc}") from None
+    try:
+        # Reads the header and the whole schema, as opening it through Tortoise will.
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as exc:
+        if getattr(exc, "sqlite_errorcode", 0) & 0xFF == 26:  # SQLITE_NOTADB
+            raise _config(
+                f"{path} is not an SQLite database ({exc}); point DATABASE_URL at an "
+                "SQLite file, or move this file away to start a new database there"
+            ) from None
+        if getattr(exc, "sqlite_errorcode", 0) & 0xFF == 11:  # SQLITE_CORRUPT
+            raise _config(f"{path} is corrupt ({exc}); restore it from a backup") from None
+        raise _config(f"cannot read {path} as an SQLite database: {exc}") from None
+    finally:
+        conn.close()
+
+
+def preflight(url: str) -> None:
+    """``preflight_sqlite`` for an ``sqlite://`` URL; nothing to check before a server."""
+    from db import sqlite_path
+
+    path = sqlite_path(url)
+    if path:
+        preflight_sqlite(path)
+
+
+def _redacted(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def describe(exc: BaseException, url: str) -> str | None:
+    """One line for a database problem a command met (bad file, server down, wrong
+    password, no such database), else None: a bug, whose traceback is wanted."""
+    from tortoise.exceptions import DBConnectionError
+
+    if isinstance(exc, DatabaseConfigError):
+        return str(exc)
+    fault = fault_of(exc, record=False)
+    if fault is not None:
+        return f"{_redacted(url)}: {fault}"
+    if isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError):
+        return f"{_redacted(url)}: the server refused the credentials ({exc}); fix DATABASE_URL"
+    if isinstance(exc, asyncpg.InvalidCatalogNameError):
+        return f"{_redacted(url)}: {exc}; create it, or fix DATABASE_URL"
+    if url.startswith("sqlite"):
+        if isinstance(exc, OSError) and exc.filename:
+            return f"cannot use {exc.filename}: {exc.strerror}; fix it, or change DATABASE_URL"
+        return None
+    if isinstance(
+        exc,
+        (
+            DatabaseUnavailableError,
+            DBConnectionError,
+            OSError,
+            TimeoutError,
+            asyncpg.PostgresConnectionError,
+            asyncpg.InterfaceError,
+        ),
+    ):
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        return (
+            f"cannot reach the database at {_redacted(url)} ({reason}); check that it "
+            "is running and that DATABASE_URL is right"
+        )
+    return None
+
+
+# ---------------------------------------------------------------- while serving
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def watch(url: str | None) -> None:
+    """The database was opened: remember which SQLite file (and write-ahead log) it is."""
+    from db import sqlite_path
+
+    global _watch
+    _watch = _Watch()
+    logging.getLogger("asyncpg.pool").addFilter(_POOL_RETRIES)  # once: filters are a set
+    path = sqlite_path(url) if url else None
+    if not path:
+        return
+    _watch.path = path
+    for name in (path, f"{path}-wal"):
+        ident = _identity(name)
+        if ident is not None:
+            _watch.files.append((name, ident))
+
+
+def _connection_failure(exc: BaseException) -> BaseException | None:
+    from tortoise.exceptions import DBConnectionError
+
+    seen: set[int] = set()
+    item: BaseException | None = exc
+    while item is not None and id(item) not in seen:
+        seen.add(id(item))
+        if isinstance(
+            item,
+            (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, DBConnectionError),
+        ):
+            return item
+        item = item.__cause__ or item.__context__
+    return None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def unreachable(exc: BaseException) -> None:
+    """A statement failed for want of a connection: the start of an outage is logged
+    once, with its cause on the same line."""
+    failure = _connection_failure(exc)
+    if failure is not None:
+        _begin(UNREACHABLE, _one_line(failure))
+
+
+def reachable() -> None:
+    """A statement went through: an outage, if one was logged, is over."""
+    if UNREACHABLE in _watch.incidents:
+        _end(UNREACHABLE)
+
+
+class _PoolRetries(logging.Filter):
+    """asyncpg's pool logs a warning with a traceback each time it fails to restore its
+    minimum of connections (every 1 to 60 s for as long as the server is down): the
+    outage's one line comes from ``unreachable`` instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and str(record.msg).startswith("Failed to restore the pool"):
+            if record.exc_info[1] is not None:
+                unreachable(record.exc_info[1])
+            return False
+        return True
+
+
+_POOL_RETRIES: Final = _PoolRetries()
+
+
+def _gone() -> bool:
+    """Whether the database file or its write-ahead log is no longer the one opened."""
+    return any(_identity(name) != ident for name, ident in _watch.files)
+
+
+def confirm_write() -> None:
+    """After a write: raise DatabaseFaultError when the file written to is no longer the
+    one at the database's path (deleted or replaced), so the write is not acknowledged."""
+    if _watch.files:
+        # The file itself every time (one stat); its write-ahead log (deleted with it, in
+        # practice) at most once a second.
+        name, ident = _watch.files[0]
+        try:
+            st = os.stat(name)
+            gone = (st.st_dev, st.st_ino) != ident
+        except OSError:
+            gone = True
+        now = time.monotonic()
+        if now - _watch.files_checked_at >= CHECK_EVERY:
+            _watch.files_checked_at = now
+            gone = gone or _gone()
+        if gone or GONE in _watch.incidents:
+            _begin(GONE)
+            raise _fault(GONE)
+    if _watch.incidents:
+        # A write went through: whatever stopped the last ones has cleared.
+        for reason in [r for r in _watch.incidents if r not in _STICKY]:
+            _end(reason)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and every exception behind it (causes, contexts, a wrapped first argument,
+    as Tortoise's OperationalError(exc) has)."""
+    found: list[BaseException] = []
+    seen: set[int] = set()
+    todo: list[object] = [exc]
+    while todo:
+        item = todo.pop()
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        found.append(item)
+        todo += [item.__cause__, item.__context__, *item.args[:1]]
+    return found
+
+
+def _storage_fault(error: BaseException) -> DatabaseFaultError | None:
+    if isinstance(error, sqlite3.Error):
+        reason = _SQLITE_FAULTS.get(getattr(error, "sqlite_errorcode", 0) & 0xFF)
+        return None if reason is None else _fault(reason)
+    for kind, reason in _POSTGRES_FAULTS:
+        if isinstance(error, kind):
+            return DatabaseFaultError(reason, _POSTGRES_DETAIL.get(reason, _DETAIL[reason]))
+    return None
+
+
+def fault_of(exc: BaseException, *, record: bool = True) -> DatabaseFaultError | None:
+    """The storage fault behind a failed statement, if that is what it was (recorded as an
+    incident, logged once, unless ``record`` is false)."""
+    if isinstance(exc, DatabaseFaultError):
+        return exc
+    for error in _chain(exc):
+        fault = _storage_fault(error)
+        if fault is not None:
+            if record:
+                _begin(fault.reason)
+            return fault
+    return None
+
+
+def _free_space() -> int:
+    folder = os.path.dirname(_watch.path or "") or "."
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return 0
+    return st.f_bavail * st.f_frsize
+
+
+def _check() -> DatabaseFaultError | None:
+    path = _watch.path
+    if path is None:
+        return None
+    if _watch.files and _gone():
+        _begin(GONE)
+    for reason in _STICKY:
+        if reason in _watch.incidents:
+            return _fault(reason)
+    folder = os.path.dirname(path) or "."
+    if not (os.access(path, os.W_OK) and os.access(folder, os.W_OK)):
+        return _fault(READ_ONLY)
+    free = _free_space()
+    if free < LOW_SPACE:
+        return _fault(DISK_FULL)
+    now = time.monotonic()
+    for reason in (DISK_FULL, READ_ONLY, IO_ERROR):
+        since = _watch.incidents.get(reason)
+        if since is None:
+            continue
+        freed = reason == DISK_FULL and free >= _watch.free_at_full + LOW_SPACE
+        if freed or now - since >= FORGOTTEN_AFTER:
+            _end(reason)
+        else:
+            return _fault(reason)
+    return None
+
+
+def problem() -> DatabaseFaultError | None:
+    """Why the database cannot take a write now, or None; checked at most once a second."""
+    now = time.monotonic()
+    if now - _watch.checked_at >= CHECK_EVERY:
+        _watch.last = _check()
+        _watch.checked_at = now
+    return _watch.last

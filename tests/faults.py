@@ -1,0 +1,128 @@
+"""Real faults for the database tests: a small tmpfs to fill or make read-only, a user held
+to file modes, a valid SQLite file to break."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Without these capabilities root is held to files' modes as any other user is.
+NO_DAC = ("setpriv", "--bounding-set", "-dac_override,-dac_read_search")
+
+
+def without_dac_override() -> tuple[str, ...]:
+    """The command prefix that holds this user to file modes (nothing for a non-root)."""
+    if os.geteuid() != 0:
+        return ()
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: root ignores file modes")
+    return NO_DAC
+
+
+def mount(*args: str) -> None:
+    done = subprocess.run(["mount", *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount here (needs root and CAP_SYS_ADMIN): {done.stderr.strip()}")
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, size: str = "4m") -> Iterator[Path]:
+    """A tmpfs of ``size`` mounted at ``path`` for the block; skips where one cannot be."""
+    path.mkdir(exist_ok=True)
+    mount("-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path))
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+@contextlib.contextmanager
+def read_only(folder: Path) -> Iterator[Path]:
+    """``folder`` bind-mounted read-only over itself for the block: files already open
+    stay writable, as they would when an operator remounts a disk."""
+    mount("--bind", str(folder), str(folder))
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], check=True)
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def fill(folder: Path) -> Path:
+    """Write a file into ``folder`` until its file system is full."""
+    filler = folder / "filler"
+    chunk = b"\0" * 65536
+    with open(filler, "wb", buffering=0) as fh:
+        with contextlib.suppress(OSError):
+            while True:
+                fh.write(chunk)
+    with open(filler, "ab", buffering=0) as fh:  # the last few bytes too
+        with contextlib.suppress(OSError):
+            while True:
+                fh.write(b"\0" * 512)
+    return filler
+
+
+def a_database(path: Path) -> Path:
+    """A valid SQLite file (in WAL mode, as bookshelf keeps it) with one table."""
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE t (x)")
+    return path
+
+
+PROXY = """
+import asyncio, sys
+
+async def pipe(reader, writer):
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except OSError:
+        pass
+    finally:
+        writer.close()
+
+async def handle(reader, writer):
+    try:
+        up_reader, up_writer = await asyncio.open_connection(sys.argv[2], int(sys.argv[3]))
+    except OSError:
+        writer.close()
+        return
+    await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+async def main():
+    server = await asyncio.start_server(handle, "127.0.0.1", int(sys.argv[1]))
+    print("listening", flush=True)
+    await server.serve_forever()
+
+asyncio.run(main())
+"""
+
+
+@contextlib.contextmanager
+def tcp_proxy(port: int, host: str, target: int) -> Iterator[subprocess.Popen[str]]:
+    """A process forwarding 127.0.0.1:``port`` to ``host``:``target``; killing it cuts
+    every connection through it at once, as a server or network going away does."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", PROXY, str(port), host, str(target)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None and process.stdout.readline() == "listening\n"
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
