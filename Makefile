@@ -1,6 +1,7 @@
 # Two commands for a fresh machine (Python 3.11+ with venv and pip):
 #   make serve   serve the API on http://127.0.0.1:8000 (SQLite under ./data/)
-#   make test    run the whole test suite
+#   make test    run the whole test suite (a test that needs PostgreSQL, Redis, Chromium,
+#                wrk or the bench extra skips when it is absent; .ci/run installs them all)
 #   make bench   run the benchmarks (python -m benchmarks $(BENCH_ARGS); needs wrk)
 # Each creates .venv and installs what it needs the first time (and again when
 # pyproject.toml changes).

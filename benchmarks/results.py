@@ -218,7 +218,7 @@ def markdown(doc: dict[str, Any]) -> str:
         f"{cfg['error_threshold']:.1%} errors are discarded.",
         "",
     ]
-    for info in doc.get("sessions", []):
+    for info in doc.get("tables", []):
         out.append(
             f"- {info['rows']:,} rows: seeded in {info.get('seed_seconds', '?')} s, "
             f"cursors found in {info.get('cursor_walk_seconds', '?')} s."

@@ -1,11 +1,11 @@
-"""One benchmark session: seed, start every target, run every scenario at every
+"""One benchmark run: seed, start every target, run every scenario at every
 concurrency, and collect records.
 
 Every (target, row count) pair is an endpoint: a server of its own on its own copy of
 the seeded rows. All endpoints run side by side and take turns on each scenario (A B A B
 over ``rounds``), so a comparison between targets, or between 10,000 and 1,000,000 rows,
 is between runs made seconds apart. The ceiling runs at the start and at the end: the
-spread between the two is the session's drift. Every run is bounded by its duration and
+spread between the two is the run's drift. Every run is bounded by its duration and
 every server is stopped on the way out, errors included. A given ``--database-url``
 holds one row count at a time, so then the row counts run one after the other.
 """
@@ -102,7 +102,7 @@ class Endpoint:
 
 
 @dataclass
-class Session:
+class Group:
     """What the runs of one group of endpoints share."""
 
     config: Config
@@ -120,9 +120,7 @@ def _error_rate(result: dict[str, Any]) -> float:
     return errors / max(1, result["requests"] + socket)
 
 
-def _record(
-    s: Session, ep: Endpoint, scenario: Scenario, mode: str, **extra: Any
-) -> dict[str, Any]:
+def _record(s: Group, ep: Endpoint, scenario: Scenario, mode: str, **extra: Any) -> dict[str, Any]:
     # The machine's 1-minute load average: other work on it shows here.
     return {
         "target": ep.target,
@@ -140,7 +138,7 @@ def _label(ep: Endpoint) -> str:
 
 
 def closed_run(
-    s: Session,
+    s: Group,
     ep: Endpoint,
     scenario: Scenario,
     connections: int,
@@ -189,7 +187,7 @@ def closed_run(
 
 
 def open_run(
-    s: Session, ep: Endpoint, scenario: Scenario, rate: float, fraction: float, connections: int
+    s: Group, ep: Endpoint, scenario: Scenario, rate: float, fraction: float, connections: int
 ) -> dict[str, Any]:
     ctx_file = s.work_dir / f"ctx-{ep.server.port}.json"
     ctx_file.write_text(context_json(ep.ctx))
@@ -248,7 +246,7 @@ def open_run(
     return rec
 
 
-def _guarded(s: Session, ep: Endpoint, job: Callable[[], Any]) -> Any:
+def _guarded(s: Group, ep: Endpoint, job: Callable[[], Any]) -> Any:
     """Run one load against ``ep``; if its server died, note it and go on without it."""
     try:
         return job()
@@ -261,7 +259,7 @@ def _guarded(s: Session, ep: Endpoint, job: Callable[[], Any]) -> Any:
         return None
 
 
-def _endpoints_for(s: Session, scenario: Scenario) -> list[Endpoint]:
+def _endpoints_for(s: Group, scenario: Scenario) -> list[Endpoint]:
     out = []
     for ep in s.endpoints:
         allowed = TARGETS[ep.target].scenarios
@@ -275,7 +273,7 @@ def _endpoints_for(s: Session, scenario: Scenario) -> list[Endpoint]:
     return out
 
 
-def _open_loop(s: Session, ep: Endpoint, scenario: Scenario) -> None:
+def _open_loop(s: Group, ep: Endpoint, scenario: Scenario) -> None:
     cfg = s.config
     ok = [
         r
@@ -305,7 +303,7 @@ def _open_loop(s: Session, ep: Endpoint, scenario: Scenario) -> None:
 
 
 def _scenario(
-    s: Session, scenario: Scenario, phase_label: str | None = None, *, warmup: bool = True
+    s: Group, scenario: Scenario, phase_label: str | None = None, *, warmup: bool = True
 ) -> None:
     cfg = s.config
     if warmup and cfg.warmup > 0:
@@ -341,7 +339,7 @@ def _scenario(
             _open_loop(s, ep, scenario)
 
 
-def _locust(s: Session, ep: Endpoint, out_prefix: Path) -> None:
+def _locust(s: Group, ep: Endpoint, out_prefix: Path) -> None:
     from benchmarks import locust_run
 
     s.records.append(
@@ -424,7 +422,7 @@ def run_group(
                 for e in endpoints:
                     if e.rows == info["rows"]:
                         e.ctx.cursors = cursors
-            s = Session(config, endpoints, work_dir, records=records, log=log)
+            s = Group(config, endpoints, work_dir, records=records, log=log)
             load_start = [round(x, 2) for x in os.getloadavg()]
             ceiling = any(e.target == "ceiling" for e in endpoints)
             if ceiling:
@@ -461,7 +459,7 @@ def next_run_path(out: Path) -> Path:
 
 
 def run(config: Config, log: Log = print) -> tuple[dict[str, Any], Path]:
-    """Run the whole session; write ``run_<n>.json`` (and .md, .png) into ``config.out``."""
+    """Run every group of row counts; write ``run_<n>.json`` (and .md, .png) into ``config.out``."""
     from benchmarks import results
 
     config.check()
@@ -473,7 +471,7 @@ def run(config: Config, log: Log = print) -> tuple[dict[str, Any], Path]:
         "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": machine.describe(),
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
-        "sessions": [],
+        "tables": [],
         "records": [],
     }
     if config.database_url:
@@ -483,7 +481,7 @@ def run(config: Config, log: Log = print) -> tuple[dict[str, Any], Path]:
     groups = [config.rows] if config.database_url is None else [(r,) for r in config.rows]
     try:
         for group in groups:
-            run_group(config, group, work_dir, prefix, log, doc["records"], doc["sessions"])
+            run_group(config, group, work_dir, prefix, log, doc["records"], doc["tables"])
     except BaseException as exc:
         # Keep what was measured; the error says why the rest is missing.
         doc["error"] = f"{type(exc).__name__}: {exc}"[:4000]

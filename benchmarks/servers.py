@@ -1,7 +1,8 @@
 """Start a target's server on 127.0.0.1, wait until it answers, watch its processes, stop it.
 
-The server runs in a session of its own, so stopping it reaches every worker even when the
-main process is gone; its CPU time and memory are read over the whole process tree.
+The server runs in a process session of its own (setsid), so stopping it reaches every
+worker even when the main process is gone; its CPU time and memory are read over the whole
+process tree.
 """
 
 from __future__ import annotations

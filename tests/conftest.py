@@ -3,12 +3,17 @@
 A test that uses the database runs once per backend (``[sqlite]``, plus ``[postgres]`` when
 TEST_DATABASE_URL is set; see tests/backends.py). A test meant for one backend only
 overrides the parameter: ``@pytest.mark.parametrize("backend", ["sqlite"])``.
+
+A test that needs an optional part (PostgreSQL, Redis, Chromium, wrk, the bench extra)
+skips with a reason when it is absent. With BOOKSHELF_FORBID_SKIPS=1 (CI, where every part
+is installed) a skip fails instead, naming its reason.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +28,39 @@ from api import Settings, create_app
 from db import Backend, tokens
 
 _names = itertools.count()
+
+FORBID_SKIPS = os.environ.get("BOOKSHELF_FORBID_SKIPS", "") == "1"
+# Skips that stay skips under BOOKSHELF_FORBID_SKIPS, each with why it can never run.
+# None today: a test meant for one backend says so with its parameters instead.
+ALLOWED_SKIPS: dict[str, str] = {}
+
+
+def _forbid_skip(report: pytest.CollectReport | pytest.TestReport) -> None:
+    """Turn a skip into a failure that names the skip's reason (BOOKSHELF_FORBID_SKIPS)."""
+    if not (FORBID_SKIPS and report.skipped) or hasattr(report, "wasxfail"):
+        return
+    if report.nodeid in ALLOWED_SKIPS:
+        return
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    report.outcome = "failed"
+    report.longrepr = f"skipped, and BOOKSHELF_FORBID_SKIPS=1 forbids skips: {reason}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> pytest.TestReport:
+    report: pytest.TestReport = yield
+    _forbid_skip(report)
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> pytest.CollectReport:
+    report: pytest.CollectReport = yield
+    _forbid_skip(report)
+    return report
+
+
 # Sanic rewrites some of its own methods at start-up (TouchUp); in test mode it keeps the
 # originals so that a second app in the same process can start.
 Sanic.test_mode = True

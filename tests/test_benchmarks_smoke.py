@@ -14,12 +14,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-pytestmark = [
-    pytest.mark.server,
-    pytest.mark.skipif(
-        shutil.which("wrk") is None, reason="wrk is not installed (Debian: apt-get install wrk)"
-    ),
-]
+needs_wrk = pytest.mark.skipif(
+    shutil.which("wrk") is None, reason="wrk is not installed (Debian: apt-get install wrk)"
+)
+BENCH_EXTRA = "the bench extra is not installed (pip install -e '.[bench]')"
 
 LATENCY_KEYS = {"p50", "p90", "p99", "p99.9"}
 RECORD_KEYS = {
@@ -39,8 +37,10 @@ RECORD_KEYS = {
 }
 
 
+@pytest.mark.server
+@needs_wrk
 def test_one_second_run_writes_a_result_record(tmp_path: Path) -> None:
-    pytest.importorskip("psutil", reason="the bench extra is not installed")
+    pytest.importorskip("psutil", reason=BENCH_EXTRA)
     from benchmarks.runner import Config, run
 
     config = Config(
@@ -74,6 +74,7 @@ def test_one_second_run_writes_a_result_record(tmp_path: Path) -> None:
 def test_pin_splits_the_cpus_between_the_servers_and_wrk() -> None:
     import os
 
+    pytest.importorskip("psutil", reason=BENCH_EXTRA)  # benchmarks.runner imports it
     from benchmarks.runner import Config
 
     assert Config().cpus() == (None, None)

@@ -3,7 +3,7 @@ connection per worker + fixed SQL + orjson, answering the same JSON bodies as th
 
 Nothing else: no validation beyond parsing, no auth, no request ids, no metrics, no
 ``offset``, ``fields`` or date and price filters. It is what each endpoint costs with
-nothing but the driver, the yardstick the service is measured against (issue 9).
+nothing but the driver, the yardstick the service is measured against.
 
 - ``GET /books/{id}/``: the book and its ``ETag``.
 - ``GET /books/`` with ``limit``, ``author``, ``search``, ``ordering=price`` and
