@@ -125,7 +125,7 @@ def _link_prefix(base: str, query_string: str) -> str:
 
     A query string of plain characters and well-formed escapes is kept as the client
     wrote it, parameter by parameter; any other is decoded and encoded again. Decoding
-    and encoding every query was a thirtieth of a cursor page's CPU time (issue 9).
+    and encoding every query was a thirtieth of a cursor page's CPU time.
     """
     if _PLAIN_QUERY.fullmatch(query_string):
         kept = [p for p in query_string.split("&") if p and _name(p) not in _REPLACED]

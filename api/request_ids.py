@@ -47,7 +47,7 @@ def new_request_id() -> str:
     A random prefix per process and a counter in the last 48 bits: unique within the
     process for 2**48 requests, and between processes but for a chance of 2**-74 per
     pair. Making 122 random bits per request took 2 µs, 3% of a detail read's CPU time;
-    this takes a tenth of it (issue 9). ``random`` is seeded from the OS in every process
+    this takes a tenth of it. ``random`` is seeded from the OS in every process
     (Sanic spawns its workers). A request id is a label, not a secret: ids are
     sequential within a worker.
     """

@@ -2,8 +2,8 @@
 
 Sanic encodes a response's headers one by one, each name and value through its own
 ``str.translate`` (dropping CR, LF and NUL, so no value can split the header block) and a
-generator: for the five headers of a detail read, 6-8 µs, a tenth of its CPU time (issue
-9). ``Response`` checks all of them at once for any character that is not printable (CR,
+generator: for the five headers of a detail read, 6-8 µs, a tenth of its CPU time.
+``Response`` checks all of them at once for any character that is not printable (CR,
 LF and NUL among them) and, when there is none, which is always in practice, encodes them
 without the per-header work; otherwise it leaves them to Sanic's own sanitising, so what
 goes on the wire is byte for byte what Sanic would have sent.

@@ -1,4 +1,4 @@
-"""An author's ``count`` comes from ``book_author_count``, kept by triggers (issue 9).
+"""An author's ``count`` comes from ``book_author_count``, kept by triggers.
 
 Whatever writes the books (one or a list by POST, PUT and PATCH changing the author or
 not, DELETE, the seed with and without ``--replace``), ``GET /books/?author=A`` counts
