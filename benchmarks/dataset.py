@@ -39,6 +39,17 @@ class Dataset:
     seed_seconds: float
 
 
+class MainPyError(RuntimeError):
+    """``python main.py ARGS`` exited with an error: its exit code and its stderr."""
+
+    def __init__(self, args: list[str], returncode: int, stderr: str) -> None:
+        super().__init__(
+            f"main.py {' '.join(args)} failed ({returncode}):\n{stderr.strip()[-3000:]}"
+        )
+        self.returncode = returncode
+        self.stderr = stderr
+
+
 def main_py(args: list[str], database_url: str, timeout: float = 600) -> str:
     """Run ``python main.py ARGS`` on ``database_url``; its stdout."""
     env = {**os.environ, "DATABASE_URL": database_url}
@@ -51,9 +62,7 @@ def main_py(args: list[str], database_url: str, timeout: float = 600) -> str:
         timeout=timeout,
     )
     if done.returncode != 0:
-        raise RuntimeError(
-            f"main.py {' '.join(args)} failed ({done.returncode}):\n{done.stderr.strip()[-3000:]}"
-        )
+        raise MainPyError(args, done.returncode, done.stderr)
     return done.stdout
 
 

@@ -450,12 +450,15 @@ def run_group(
                 ds.remove(d.url)
 
 
-def next_run_path(out: Path) -> Path:
+def next_run_path(out: Path, kind: str = "run") -> Path:
+    """``out/<kind>_<n>``, one past the highest ``<kind>_<n>.json`` there."""
     out.mkdir(parents=True, exist_ok=True)
     numbers = [
-        int(p.stem.split("_")[1]) for p in out.glob("run_*.json") if p.stem.split("_")[1].isdigit()
+        int(p.stem.split("_")[1])
+        for p in out.glob(f"{kind}_*.json")
+        if p.stem.split("_")[1].isdigit()
     ]
-    return out / f"run_{max(numbers, default=0) + 1}"
+    return out / f"{kind}_{max(numbers, default=0) + 1}"
 
 
 def run(config: Config, log: Log = print) -> tuple[dict[str, Any], Path]:

@@ -158,10 +158,16 @@ def stop(server: Server, timeout: float = 15.0) -> None:
                 break
             time.sleep(0.1)
     _, alive = psutil.wait_procs(tree, timeout=0.5)
-    for proc in alive:
+    reap(server, alive)
+
+
+def reap(server: Server, procs: list[psutil.Process]) -> None:
+    """SIGKILL ``procs`` (psutil checks each pid is still the same process), then wait for
+    them and for the server's main process."""
+    for proc in procs:
         with contextlib.suppress(psutil.Error):
             proc.kill()
-    psutil.wait_procs(alive, timeout=5)
+    psutil.wait_procs(procs, timeout=5)
     with contextlib.suppress(subprocess.TimeoutExpired):
         server.process.wait(5)
 

@@ -1,0 +1,205 @@
+"""The soak's clients: a mix of reads and acknowledged writes, each request tallied by the
+second it finished in, each write's outcome recorded so the database can be checked."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import httpx
+
+FIELDS: Final = ("requests", "ok", "c4xx", "c5xx", "errors", "timeouts")
+READ_SHARE: Final = 0.7
+
+
+@dataclass
+class Book:
+    """A book one client created: what the server acknowledged, and a write whose outcome
+    is unknown (after which the client leaves the book alone)."""
+
+    id: int
+    title: str
+    author: str
+    date: str
+    cents: int
+    deleted: bool = False
+    pending: tuple[str, str | None] | None = None  # ("patch", title) or ("delete", None)
+
+
+@dataclass
+class Tally:
+    """Requests counted by the second they finished in, since the load began."""
+
+    t0: float
+    seconds: dict[int, Counter[str]] = field(default_factory=dict)
+    latency: dict[int, list[float]] = field(default_factory=dict)  # by minute, answered only
+    unexpected: Counter[str] = field(default_factory=Counter)
+
+    def add(self, kind: str, started: float, now: float) -> None:
+        second = int(now - self.t0)
+        row = self.seconds.setdefault(second, Counter())
+        row["requests"] += 1
+        row[kind] += 1
+        if kind in ("ok", "c4xx", "c5xx"):
+            self.latency.setdefault(second // 60, []).append(now - started)
+
+
+@dataclass
+class Writes:
+    acked: Counter[str] = field(default_factory=Counter)
+    unknown: Counter[str] = field(default_factory=Counter)
+    bad_answers: int = 0  # a success status whose body is not what was written
+    stale_reads: int = 0  # a GET of an acknowledged book that did not show its last write
+
+
+@dataclass
+class Load:
+    url: str
+    token: str
+    rows: int
+    timeout: float
+    seed: int
+    tally: Tally
+    writes: Writes = field(default_factory=Writes)
+    books: list[Book] = field(default_factory=list)
+    running: bool = True
+
+
+def _kind(status: int) -> str:
+    if 200 <= status < 300:
+        return "ok"
+    if 400 <= status < 500:
+        return "c4xx"
+    if status >= 500:
+        return "c5xx"
+    return "other"
+
+
+async def client(n: int, load: Load) -> None:
+    rng = random.Random(load.seed * 1_000_003 + n)
+    mine: list[Book] = []  # created, not deleted, no unanswered write
+    auth = {"Authorization": f"Token {load.token}"}
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    async with httpx.AsyncClient(
+        base_url=load.url, limits=limits, timeout=httpx.Timeout(load.timeout)
+    ) as http:
+        k = 0
+        while load.running:
+            k += 1
+            method, path, body, book, label = "GET", "", None, None, ""
+            roll = rng.random()
+            if roll < READ_SHARE:
+                pick = rng.random()
+                if pick < 0.55:
+                    path, label = f"/books/{rng.randint(1, load.rows)}/", "GET detail"
+                elif pick < 0.75:
+                    path, label = "/books/?limit=20", "GET list"
+                elif pick < 0.9:
+                    offset = rng.randint(0, max(0, load.rows - 20))
+                    path, label = f"/books/?limit=20&offset={offset}", "GET list offset"
+                elif mine:
+                    book = rng.choice(mine)
+                    path, label = f"/books/{book.id}/", "GET own"
+                else:
+                    path, label = "/books/?limit=5&ordering=-id", "GET list newest"
+            else:
+                pick = rng.random()
+                if not mine or pick < 0.5:
+                    cents = rng.randint(100, 99_999)
+                    body = {
+                        "title": f"soak c{n} #{k}",
+                        "author": f"Soak Author {n % 8}",
+                        "published_date": f"20{rng.randint(10, 25)}-0{rng.randint(1, 9)}-1{k % 10}",
+                        "price": f"{cents // 100}.{cents % 100:02d}",
+                    }
+                    method, path, label = "POST", "/books/", "POST"
+                elif pick < 0.8:
+                    book = rng.choice(mine)
+                    body = {"title": f"soak c{n} #{k} patched"}
+                    method, path, label = "PATCH", f"/books/{book.id}/", "PATCH"
+                else:
+                    book = rng.choice(mine)
+                    method, path, label = "DELETE", f"/books/{book.id}/", "DELETE"
+            started = time.monotonic()
+            status: int | None = None
+            answer: Any = None
+            try:
+                async with asyncio.timeout(load.timeout):
+                    response = await http.request(
+                        method, path, json=body, headers=auth if method != "GET" else None
+                    )
+                status = response.status_code
+                if response.content and status != 204:
+                    with contextlib.suppress(ValueError):
+                        answer = response.json()
+                kind = _kind(status)
+            except (TimeoutError, httpx.TimeoutException):
+                kind = "timeouts"
+            except httpx.TransportError:
+                kind = "errors"
+            now = time.monotonic()
+            load.tally.add(kind, started, now)
+            if status is None:
+                # A dropped connection: a killed worker, or a server going away. A short
+                # pause keeps a refused port from turning into a busy loop.
+                await asyncio.sleep(0.05)
+            _settle(load, n, method, body, book, status, answer, label, mine)
+
+
+def _settle(
+    load: Load,
+    n: int,
+    method: str,
+    body: dict[str, Any] | None,
+    book: Book | None,
+    status: int | None,
+    answer: Any,
+    label: str,
+    mine: list[Book],
+) -> None:
+    """Record what the answer acknowledged (or that a write's outcome is unknown)."""
+    w = load.writes
+    if status is not None and method == "GET":
+        if status != 200:
+            load.tally.unexpected[f"{label} {status}"] += 1
+        elif book is not None and isinstance(answer, dict) and answer.get("title") != book.title:
+            w.stale_reads += 1
+        return
+    if method == "GET":
+        return
+    op = method.lower()
+    expected = {"POST": 201, "PATCH": 200, "DELETE": 204}[method]
+    if status == expected:
+        w.acked[op] += 1
+        if method == "POST":
+            assert body is not None
+            got = answer if isinstance(answer, dict) else {}
+            if not isinstance(got.get("id"), int) or any(got.get(f) != v for f, v in body.items()):
+                w.bad_answers += 1
+                return
+            cents = int(body["price"].replace(".", ""))
+            new = Book(got["id"], body["title"], body["author"], body["published_date"], cents)
+            load.books.append(new)
+            mine.append(new)
+        elif method == "PATCH":
+            assert book is not None and body is not None
+            if not isinstance(answer, dict) or answer.get("title") != body["title"]:
+                w.bad_answers += 1
+            book.title = body["title"]
+        else:
+            assert book is not None
+            book.deleted = True
+            mine.remove(book)
+        return
+    # Anything else: a write that may or may not have happened.
+    w.unknown[op] += 1
+    if status is not None:
+        load.tally.unexpected[f"{method} {status}"] += 1
+    if book is not None:
+        book.pending = (op, body["title"] if body else None)
+        mine.remove(book)
