@@ -11,7 +11,7 @@ from sanic_ext import Extend
 from sanic_ext.extensions.http.extension import HTTPExtension
 from sanic_ext.extensions.openapi.extension import OpenAPIExtension
 
-from api import books, observability, openapi, ops, ratelimit
+from api import books, logs, observability, openapi, ops, ratelimit
 from api.errors import APIErrorHandler
 from api.settings import Settings
 from db import close_db, init_db
@@ -51,7 +51,7 @@ def create_app(
         error_handler=APIErrorHandler(),
         request_class=observability.TimedRequest,
         dumps=orjson.dumps,
-        log_config=observability.log_config(settings.log_level),
+        log_config=logs.log_config(settings.log_level),
     )
     app.config.update(
         {
