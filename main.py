@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import dataclasses
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
@@ -39,12 +40,15 @@ def _fresh_metrics_dir() -> None:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="bookshelf-metrics-")
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings) -> int:
+    """Serve until stopped: 0 after a stop signal, 1 when the workers could not be kept
+    running (api.workers.Supervisor), so that the instance's supervisor restarts it."""
     from sanic import Sanic
     from sanic.worker.loader import AppLoader
 
     from api.app import create_app
     from api.protocol import DeadlineHttpProtocol
+    from api.workers import Supervisor
 
     if settings.migrate_on_start:
         # Migrate once here, before any worker exists, so workers start at once and
@@ -64,7 +68,18 @@ def serve(settings: Settings) -> None:
         access_log=settings.access_log,
         motd=False,
     )
+    # Sanic first starts a process that shares the workers' states (a multiprocessing
+    # manager). Started with SIGTERM ignored, it survives a SIGTERM sent to the whole
+    # process group (systemd's default, `kill -- -PGID`) and lives until the main process
+    # shuts it down after the workers' graceful stop; killed under it, the main process
+    # failed with BrokenPipeError and exit status 1. SIGTERM is Sanic's again before any
+    # worker starts.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    app.main_process_start(lambda app: signal.signal(signal.SIGTERM, signal.SIG_DFL))
+    supervisors: list[Supervisor] = []
+    app.main_process_ready(lambda app: supervisors.append(Supervisor.start_for(app)))
     Sanic.serve(primary=app, app_loader=loader)
+    return 1 if any(s.gave_up for s in supervisors) else 0
 
 
 def _with_db(settings: Settings, job: Callable[[], Awaitable[Any]]) -> Any:
@@ -197,8 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = _settings()
     if args.command in (None, "serve"):
-        serve(settings)
-        return 0
+        return serve(settings)
     if args.command == "migrate":
         return cmd_migrate(settings, args)
     if args.command == "token":

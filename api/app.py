@@ -11,7 +11,7 @@ from sanic_ext import Extend
 from sanic_ext.extensions.http.extension import HTTPExtension
 from sanic_ext.extensions.openapi.extension import OpenAPIExtension
 
-from api import books, logs, observability, openapi, ops, ratelimit
+from api import books, logs, observability, openapi, ops, ratelimit, workers
 from api.errors import APIErrorHandler
 from api.settings import Settings
 from db import close_db, init_db
@@ -92,6 +92,7 @@ def create_app(
     openapi.register(app)
     ops.register(app)
     ops.add_options_routes(app)
+    workers.register(app)
 
     @app.before_server_start
     async def _open_db(app: Sanic) -> None:
