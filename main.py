@@ -43,6 +43,9 @@ def _fresh_metrics_dir() -> None:
 def serve(settings: Settings) -> int:
     """Serve until stopped: 0 after a stop signal, 1 when the workers could not be kept
     running (api.workers.Supervisor), so that the instance's supervisor restarts it."""
+    from api.logs import capture_process
+
+    capture_process(settings.log_level)  # before anything else can log or warn
     from sanic import Sanic
     from sanic.worker.loader import AppLoader
 
@@ -58,7 +61,7 @@ def serve(settings: Settings) -> int:
         asyncio.run(migrate(settings.database_url))
         settings = dataclasses.replace(settings, migrate_on_start=False)
     _fresh_metrics_dir()
-    loader = AppLoader(factory=partial(create_app, settings, freeze_gc=True))
+    loader = AppLoader(factory=partial(create_app, settings, freeze_gc=True, capture_logs=True))
     app = loader.load()
     app.prepare(
         protocol=DeadlineHttpProtocol,

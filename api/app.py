@@ -36,15 +36,24 @@ async def freeze_startup_objects(app: Sanic) -> None:
 
 
 def create_app(
-    settings: Settings | None = None, *, name: str = APP_NAME, freeze_gc: bool = False
+    settings: Settings | None = None,
+    *,
+    name: str = APP_NAME,
+    freeze_gc: bool = False,
+    capture_logs: bool = False,
 ) -> Sanic:
     """The app for ``settings`` (from the environment when None).
+
+    ``capture_logs``: this process's root logger, warnings and uncaught exceptions go to
+    the JSON log too (``api.logs.capture_process``), as in ``main.py serve``'s workers.
 
     ``freeze_gc``: once the server has started, freeze the objects of start-up out of the
     cycle collector's reach (``freeze_startup_objects``), as ``main.py serve`` does in each
     worker. Not for a process that builds many apps, such as the test suite.
     """
     settings = settings or Settings.from_env()
+    if capture_logs:
+        logs.capture_process(settings.log_level)
     app: Sanic = Sanic(
         name,
         ctx=SimpleNamespace(settings=settings),
