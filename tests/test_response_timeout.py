@@ -3,10 +3,14 @@ another connection) is answered 503 soon after the limit, not up to half a limit
 
 from __future__ import annotations
 
+import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -72,4 +76,72 @@ def test_a_write_blocked_by_a_postgres_table_lock_is_503_on_time(
             response, elapsed = _stalled_write(server.url, f"Token {created.stdout.strip()}")
         finally:
             postgres.execute("ROLLBACK")
+    _assert_timed_out(response, elapsed, record_property)
+
+
+PROXY = """
+import asyncio, sys
+
+async def pipe(reader, writer):
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    finally:
+        writer.close()
+
+async def handle(client_reader, client_writer):
+    upstream_reader, upstream_writer = await asyncio.open_connection(sys.argv[1], int(sys.argv[2]))
+    await asyncio.gather(
+        pipe(client_reader, upstream_writer), pipe(upstream_reader, client_writer),
+        return_exceptions=True,
+    )
+
+async def main():
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await server.serve_forever()
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.skipif(TEST_DATABASE_URL is None, reason="TEST_DATABASE_URL is not set")
+def test_a_frozen_postgres_is_503_on_time(
+    tmp_path: Path, postgres: PostgresSchema, record_property: Callable[[str, object], None]
+) -> None:
+    """PostgreSQL stops answering (here: a TCP proxy in front of it, stopped with SIGSTOP):
+    the cancelled statement cannot even be cancelled, so the handler never unwinds; the
+    503 is still sent on time."""
+    postgres.reset()
+    parts = urlsplit(postgres.url)
+    proxy = subprocess.Popen(
+        [sys.executable, "-c", PROXY, parts.hostname or "127.0.0.1", str(parts.port or 5432)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proxy.stdout is not None
+        port = int(proxy.stdout.readline())
+        netloc = parts.netloc.rsplit("@", 1)[0] + f"@127.0.0.1:{port}"
+        env = {
+            "DATABASE_URL": urlunsplit(parts._replace(netloc=netloc)),
+            "MIGRATE_ON_START": "false",
+            "RESPONSE_TIMEOUT": str(LIMIT),
+        }
+        with running_server(tmp_path, env) as server:
+            with httpx.Client(base_url=server.url, timeout=30) as client:
+                assert client.get("/books/").status_code == 200
+                proxy.send_signal(signal.SIGSTOP)
+                try:
+                    started = time.monotonic()
+                    response = client.get("/books/")
+                    elapsed = time.monotonic() - started
+                finally:
+                    proxy.send_signal(signal.SIGCONT)
+    finally:
+        proxy.kill()
+        proxy.wait(10)
+        if proxy.stdout is not None:
+            proxy.stdout.close()
     _assert_timed_out(response, elapsed, record_property)
