@@ -79,6 +79,7 @@ def serve(settings: Settings) -> int:
     # worker starts.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     app.main_process_start(lambda app: signal.signal(signal.SIGTERM, signal.SIG_DFL))
+    app.main_process_start(lambda app: Supervisor.note_state_process())
     supervisors: list[Supervisor] = []
     app.main_process_ready(lambda app: supervisors.append(Supervisor.start_for(app)))
     Sanic.serve(primary=app, app_loader=loader)

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
+import multiprocessing
 import os
 import signal
 import threading
@@ -39,6 +41,8 @@ RESTART_WINDOW: Final = 60.0
 POLL_SECONDS: Final = 0.25
 PARENT_POLL_SECONDS: Final = 0.5
 _GONE: Final = (ProcessState.FAILED, ProcessState.COMPLETED)
+# The pid of Sanic's state-sharing process (a multiprocessing manager), for the workers.
+STATE_PID_ENV: Final = "BOOKSHELF_STATE_PID"
 
 
 def _served() -> bool:
@@ -48,6 +52,8 @@ def _served() -> bool:
 
 def register(app: Sanic) -> None:
     """A worker's side: stop once, and stop when the main process is gone."""
+
+    parent: list[int] = []
 
     @app.after_server_start
     async def _supervised(app: Sanic) -> None:
@@ -65,7 +71,8 @@ def register(app: Sanic) -> None:
         # Sanic's runner registered app.stop for both signals just before this listener.
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop_once)
-        app.add_task(_watch_parent(os.getppid(), stop_once), name="bookshelf.watch_parent")
+        parent.append(os.getppid())
+        app.add_task(_watch_parent(parent[0], stop_once), name="bookshelf.watch_parent")
 
     @app.before_server_stop
     async def _ignore_further_stops(app: Sanic) -> None:
@@ -74,6 +81,16 @@ def register(app: Sanic) -> None:
         if _served():
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+    @app.after_server_stop
+    async def _orphaned(app: Sanic) -> None:
+        # The main process is gone: so must be Sanic's state process it started (it
+        # ignores SIGTERM, see main.py), else it and multiprocessing's resource tracker
+        # live on. The workers' last use of it is behind them.
+        state_pid = os.environ.get(STATE_PID_ENV, "")
+        if parent and os.getppid() != parent[0] and state_pid.isdigit():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(state_pid), signal.SIGKILL)
 
 
 async def _watch_parent(parent: int, stop: Any) -> None:
@@ -96,6 +113,14 @@ class Supervisor(threading.Thread):
         self.gave_up = False
         self._deaths: collections.deque[float] = collections.deque()
         self._replacing: dict[str, int] = {}  # worker name -> pid that died
+
+    @staticmethod
+    def note_state_process() -> None:
+        """Tell the workers (by their environment) the pid of Sanic's state process; a
+        main_process_start listener: it exists by then, the workers do not yet."""
+        for child in multiprocessing.active_children():
+            if child.name.startswith("SyncManager") and child.pid:
+                os.environ[STATE_PID_ENV] = str(child.pid)
 
     @classmethod
     def start_for(cls, app: Sanic) -> Supervisor:

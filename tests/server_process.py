@@ -76,6 +76,9 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 20.0) -> int:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(5)
+    # Whatever of its session is left (a test that killed the main process): never leak.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
     return process.returncode
 
 

@@ -34,6 +34,19 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _group_alive(pgid: int) -> list[int]:
+    """The live (not zombie) processes of a process group."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            alive.append(int(stat.parent.name))
+    return alive
+
+
 def _wait(condition, timeout: float, what: str, server: Server) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -86,6 +99,9 @@ def test_killing_the_main_process_stops_its_workers(tmp_path: Path) -> None:
         os.kill(server.process.pid, signal.SIGKILL)
         server.process.wait(5)
         _wait(lambda: not any(_alive(p) for p in workers), 15, "workers still alive", server)
+        # Sanic's state process and multiprocessing's resource tracker too: nothing is left.
+        group = server.process.pid
+        _wait(lambda: not _group_alive(group), 10, f"{_group_alive(group)} still alive", server)
         with socket.socket() as s:  # a restart can bind the port
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind(("127.0.0.1", server.port))
