@@ -15,7 +15,9 @@ request heads checked as RFC 9110/9112 ask.
 - **A clean stop.** When the worker stops, a connection busy with a request (or holding
   one it has not read yet) answers it with ``Connection: close`` and closes, instead of
   taking the next request of a client that keeps writing until the graceful-shutdown
-  timeout cuts it off mid-request.
+  timeout cuts it off mid-request. Setting ``keep_alive`` once is not enough: Sanic's
+  header parse sets it again for every HTTP/1.1 request, so it is cleared after the parse
+  too while the server is stopping.
 - **Request heads.** A head over ``REQUEST_MAX_HEADER_SIZE`` is 431 (Sanic says 413, a body
   status). Whitespace between a field name and its colon, and a field folded onto a
   continuation line (obs-fold), are 400 and the connection closes (RFC 9112 §5.1, §5.2):
@@ -71,6 +73,10 @@ class CheckedHttp(Http):
             raise RequestHeaderFieldsTooLarge(
                 HEADER_TOO_LARGE.format(n=self.HEADER_MAX_SIZE)
             ) from None
+        if self.protocol.signal.stopped:
+            # The worker is stopping: answer this request, then close. (Sanic's parse
+            # has just set keep_alive again for an HTTP/1.1 request.)
+            self.keep_alive = False
         head = self.request.head
         if (b" :" in head or b"\t" in head or b"\n " in head) and _BAD_FIELD_LINE.search(head):
             self.keep_alive = False

@@ -113,6 +113,7 @@ class Supervisor(threading.Thread):
         self.gave_up = False
         self._deaths: collections.deque[float] = collections.deque()
         self._replacing: dict[str, int] = {}  # worker name -> pid that died
+        self._seen_gone: dict[tuple[str, int], float] = {}
 
     @staticmethod
     def note_state_process() -> None:
@@ -148,14 +149,17 @@ class Supervisor(threading.Thread):
 
     def check(self) -> None:
         servers = self._servers()
+        now = time.monotonic()
         dead = [
             p
             for p in servers
-            if p.state in _GONE and not p.is_alive() and self._replacing.get(p.name) != p.pid
+            if p.state in _GONE
+            and not p.is_alive()
+            and self._replacing.get(p.name) != p.pid
+            and self._dead_for(p, now) >= (0.0 if p.state is ProcessState.FAILED else 1.0)
         ]
         if not dead or self._stopping():
             return
-        now = time.monotonic()
         for process in dead:
             self._deaths.append(now)
             log.error(
@@ -187,7 +191,17 @@ class Supervisor(threading.Thread):
             # What app.m.restart() sends: the manager restarts it from its monitor loop.
             self.manager.monitor_publisher.send(process.name)
 
+    def _dead_for(self, process: WorkerProcess, now: float) -> float:
+        """Seconds since this check first saw ``process`` gone. A worker that exited 0
+        was stopped by a signal: the same signal may be on its way to the main process
+        (a process-group SIGTERM), so such a worker counts as dead only a second later,
+        if the instance is not stopping by then; one that failed counts at once."""
+        first = self._seen_gone.setdefault((process.name, process.pid), now)
+        return now - first
+
     def _give_up(self, why: str) -> None:
+        if self._stopping():
+            return
         self.gave_up = True
         log.critical("%s; the instance stops (exit status 1) for its supervisor to restart it", why)
         os.kill(os.getpid(), signal.SIGTERM)
