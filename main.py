@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import dataclasses
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
@@ -43,12 +44,18 @@ def _fresh_metrics_dir() -> str | None:
     return path
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings) -> int:
+    """Serve until stopped: 0 after a stop signal, 1 when the workers could not be kept
+    running (api.workers.Supervisor), so that the instance's supervisor restarts it."""
+    from api.logs import capture_process
+
+    capture_process(settings.log_level)  # before anything else can log or warn
     from sanic import Sanic
     from sanic.worker.loader import AppLoader
 
     from api.app import create_app
     from api.protocol import DeadlineHttpProtocol
+    from api.workers import Supervisor
 
     if settings.migrate_on_start:
         # Migrate once here, before any worker exists, so workers start at once and
@@ -58,7 +65,7 @@ def serve(settings: Settings) -> None:
         asyncio.run(migrate(settings.database_url))
         settings = dataclasses.replace(settings, migrate_on_start=False)
     made = _fresh_metrics_dir()
-    loader = AppLoader(factory=partial(create_app, settings, freeze_gc=True))
+    loader = AppLoader(factory=partial(create_app, settings, freeze_gc=True, capture_logs=True))
     app = loader.load()
     app.prepare(
         protocol=DeadlineHttpProtocol,
@@ -68,6 +75,17 @@ def serve(settings: Settings) -> None:
         access_log=settings.access_log,
         motd=False,
     )
+    # Sanic first starts a process that shares the workers' states (a multiprocessing
+    # manager). Started with SIGTERM ignored, it survives a SIGTERM sent to the whole
+    # process group (systemd's default, `kill -- -PGID`) and lives until the main process
+    # shuts it down after the workers' graceful stop; killed under it, the main process
+    # failed with BrokenPipeError and exit status 1. SIGTERM is Sanic's again before any
+    # worker starts.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    app.main_process_start(lambda app: signal.signal(signal.SIGTERM, signal.SIG_DFL))
+    app.main_process_start(lambda app: Supervisor.note_state_process())
+    supervisors: list[Supervisor] = []
+    app.main_process_ready(lambda app: supervisors.append(Supervisor.start_for(app)))
     try:
         Sanic.serve(primary=app, app_loader=loader)
     finally:
@@ -75,6 +93,7 @@ def serve(settings: Settings) -> None:
             import shutil
 
             shutil.rmtree(made, ignore_errors=True)
+    return 1 if any(s.gave_up for s in supervisors) else 0
 
 
 def _with_db(settings: Settings, job: Callable[[Any], Awaitable[Any]]) -> Any:
@@ -227,8 +246,7 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
         from db.health import preflight
 
         preflight(settings.database_url)  # here, not in each worker's start-up
-        serve(settings)
-        return 0
+        return serve(settings)
     if args.command == "migrate":
         return cmd_migrate(settings, args)
     if args.command == "token":

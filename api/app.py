@@ -11,7 +11,7 @@ from sanic_ext import Extend
 from sanic_ext.extensions.http.extension import HTTPExtension
 from sanic_ext.extensions.openapi.extension import OpenAPIExtension
 
-from api import books, observability, openapi, ops, ratelimit
+from api import books, logs, observability, openapi, ops, ratelimit, workers
 from api.errors import APIErrorHandler
 from api.settings import Settings
 from db import close_db, open_db
@@ -36,22 +36,31 @@ async def freeze_startup_objects(app: Sanic) -> None:
 
 
 def create_app(
-    settings: Settings | None = None, *, name: str = APP_NAME, freeze_gc: bool = False
+    settings: Settings | None = None,
+    *,
+    name: str = APP_NAME,
+    freeze_gc: bool = False,
+    capture_logs: bool = False,
 ) -> Sanic:
     """The app for ``settings`` (from the environment when None).
+
+    ``capture_logs``: this process's root logger, warnings and uncaught exceptions go to
+    the JSON log too (``api.logs.capture_process``), as in ``main.py serve``'s workers.
 
     ``freeze_gc``: once the server has started, freeze the objects of start-up out of the
     cycle collector's reach (``freeze_startup_objects``), as ``main.py serve`` does in each
     worker. Not for a process that builds many apps, such as the test suite.
     """
     settings = settings or Settings.from_env()
+    if capture_logs:
+        logs.capture_process(settings.log_level)
     app: Sanic = Sanic(
         name,
         ctx=SimpleNamespace(settings=settings),
         error_handler=APIErrorHandler(),
         request_class=observability.TimedRequest,
         dumps=orjson.dumps,
-        log_config=observability.log_config(settings.log_level),
+        log_config=logs.log_config(settings.log_level),
     )
     app.config.update(
         {
@@ -94,6 +103,7 @@ def create_app(
     openapi.register(app)
     ops.register(app)
     ops.add_options_routes(app)
+    workers.register(app)
 
     @app.before_server_start
     async def _open_db(app: Sanic) -> None:

@@ -1,4 +1,4 @@
-"""Metrics, structured logs and the access log: one response middleware for all three.
+"""Metrics and the access log: one response middleware for both (log format: api.logs).
 
 The clock starts when Sanic builds the request (``TimedRequest``, as soon as its headers are
 parsed), not in a request middleware: a middleware on every route cost a measurable share
@@ -36,7 +36,6 @@ from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.utils import floatToGoString
 from sanic import Request
-from sanic.logging.formatter import JSONFormatter
 from sanic.response import BaseHTTPResponse
 
 from api.request_ids import request_id
@@ -79,31 +78,6 @@ _NO_VALUES: Final = memoryview(b"").cast("d")
 # Where one (route, method, status) is counted: the index of its count in the counter
 # file's values, of its route's latency sum and of each of its buckets in the histogram's.
 _Slots = tuple[int, int, tuple[int, ...]]
-
-
-class CompactJSONFormatter(JSONFormatter):
-    """One JSON object a line: time, level, logger, message and the record's extras."""
-
-    FIELDS = ["name"]
-
-
-def log_config(level: str) -> dict[str, Any]:
-    formatter = {"()": CompactJSONFormatter}
-    handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
-    names = ("sanic.root", "sanic.error", "sanic.server", "sanic.websockets", "bookshelf")
-    loggers: dict[str, Any] = {
-        name: {"level": level, "handlers": ["console"], "propagate": False} for name in names
-    }
-    # Sanic's own access log is off: bookshelf writes one structured line per request.
-    loggers["sanic.access"] = {"level": "CRITICAL", "handlers": [], "propagate": False}
-    loggers["tortoise"] = {"level": "WARNING", "handlers": ["console"], "propagate": False}
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "formatters": {"json": formatter},
-        "handlers": {"console": handler},
-        "loggers": loggers,
-    }
 
 
 @functools.lru_cache(maxsize=256)

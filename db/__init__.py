@@ -34,8 +34,8 @@ __all__ = [
 # the one writer; the busy timeout makes a writer wait for the lock instead of failing
 # with "database is locked"; NORMAL sync is durable across process crashes in WAL mode.
 # An 8 MiB page cache per worker (SQLite's default is 2 MiB): at 16 MiB a worker serving a
-# million rows peaked at 78-85 MB RSS, over the 80 MB a worker may use; pages it misses come from the
-# OS page cache, read in aiosqlite's thread.
+# million rows peaked at 78-85 MB RSS, over the 80 MB a worker may use; pages it misses
+# come from the OS page cache, read in aiosqlite's thread.
 SQLITE_PRAGMAS: Final = {
     "journal_mode": "WAL",
     "busy_timeout": 30000,

@@ -76,11 +76,15 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 20.0) -> int:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(5)
+    # Whatever of its session is left (a test that killed the main process): never leak.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
     return process.returncode
 
 
-@contextlib.contextmanager
-def running_server(tmp_path: Path, env: dict[str, str] | None = None) -> Iterator[Server]:
+def start_server(tmp_path: Path, env: dict[str, str] | None = None) -> Server:
+    """`main.py serve` in a session of its own, ready (every worker up); the caller stops it
+    (``stop(server.process)``)."""
     port = free_port()
     full_env = {
         **os.environ,
@@ -104,6 +108,16 @@ def running_server(tmp_path: Path, env: dict[str, str] | None = None) -> Iterato
     server = Server(process, port, log_path)
     try:
         wait_ready(server, int(full_env["WORKERS"]))
+    except BaseException:
+        stop(process)
+        raise
+    return server
+
+
+@contextlib.contextmanager
+def running_server(tmp_path: Path, env: dict[str, str] | None = None) -> Iterator[Server]:
+    server = start_server(tmp_path, env)
+    try:
         yield server
     finally:
-        stop(process)
+        stop(server.process)

@@ -14,7 +14,7 @@ from sanic import Sanic
 
 from api import Settings, create_app
 from api.errors import SERVER_ERROR
-from api.observability import CompactJSONFormatter
+from api.logs import CompactJSONFormatter
 from tests.conftest import serving
 from tests.server_process import running_server
 

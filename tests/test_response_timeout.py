@@ -1,0 +1,147 @@
+"""RESPONSE_TIMEOUT holds: a write whose statement really stalls (the database locked by
+another connection) is answered 503 soon after the limit, not up to half a limit later."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import pytest
+from backends import TEST_DATABASE_URL, PostgresSchema
+from helpers import book
+from server_process import run_cli, running_server
+
+pytestmark = pytest.mark.server
+
+LIMIT = 4.0
+# Sanic's own check ran every LIMIT / 2 and answered after up to 1.5 * LIMIT (6 s here).
+BOUND = LIMIT + 1.5
+
+
+def _stalled_write(url: str, auth: str) -> tuple[httpx.Response, float]:
+    with httpx.Client(base_url=url, timeout=30) as client:
+        assert client.get("/healthz").status_code == 200  # connected: the clock is the request's
+        started = time.monotonic()
+        response = client.post("/books/", json=book(1), headers={"Authorization": auth})
+        return response, time.monotonic() - started
+
+
+def _assert_timed_out(
+    response: httpx.Response, elapsed: float, record_property: Callable[[str, object], None]
+) -> None:
+    record_property("answered_after_s", round(elapsed, 3))
+    assert response.status_code == 503, response.text
+    assert response.json() == {"detail": "Request timed out."}
+    assert "x-request-id" in response.headers
+    assert LIMIT <= elapsed < BOUND, f"answered after {elapsed:.2f} s"
+
+
+def test_a_write_stalled_on_a_locked_sqlite_file_is_503_on_time(
+    tmp_path: Path, record_property: Callable[[str, object], None]
+) -> None:
+    db_path = tmp_path / "server.sqlite3"
+    url = f"sqlite://{db_path}"
+    created = run_cli("token", "create", "t", env={"DATABASE_URL": url})
+    assert created.returncode == 0, created.stderr
+    env = {"DATABASE_URL": url, "RESPONSE_TIMEOUT": str(LIMIT)}
+    with running_server(tmp_path, env) as server:
+        locker = sqlite3.connect(db_path, isolation_level=None)
+        try:
+            locker.execute("BEGIN IMMEDIATE")  # holds the write lock; the server's busy wait
+            response, elapsed = _stalled_write(server.url, f"Token {created.stdout.strip()}")
+        finally:
+            locker.execute("ROLLBACK")
+            locker.close()
+    _assert_timed_out(response, elapsed, record_property)
+
+
+@pytest.mark.skipif(TEST_DATABASE_URL is None, reason="TEST_DATABASE_URL is not set")
+def test_a_write_blocked_by_a_postgres_table_lock_is_503_on_time(
+    tmp_path: Path, postgres: PostgresSchema, record_property: Callable[[str, object], None]
+) -> None:
+    postgres.reset()
+    env = {"DATABASE_URL": postgres.url, "MIGRATE_ON_START": "false"}
+    created = run_cli("token", "create", "t", env=env)
+    assert created.returncode == 0, created.stderr
+    with running_server(tmp_path, {**env, "RESPONSE_TIMEOUT": str(LIMIT)}) as server:
+        postgres.execute(f'BEGIN; LOCK TABLE "{postgres.name}".book IN ACCESS EXCLUSIVE MODE')
+        try:
+            response, elapsed = _stalled_write(server.url, f"Token {created.stdout.strip()}")
+        finally:
+            postgres.execute("ROLLBACK")
+    _assert_timed_out(response, elapsed, record_property)
+
+
+PROXY = """
+import asyncio, sys
+
+async def pipe(reader, writer):
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    finally:
+        writer.close()
+
+async def handle(client_reader, client_writer):
+    upstream_reader, upstream_writer = await asyncio.open_connection(sys.argv[1], int(sys.argv[2]))
+    await asyncio.gather(
+        pipe(client_reader, upstream_writer), pipe(upstream_reader, client_writer),
+        return_exceptions=True,
+    )
+
+async def main():
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await server.serve_forever()
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.skipif(TEST_DATABASE_URL is None, reason="TEST_DATABASE_URL is not set")
+def test_a_frozen_postgres_is_503_on_time(
+    tmp_path: Path, postgres: PostgresSchema, record_property: Callable[[str, object], None]
+) -> None:
+    """PostgreSQL stops answering (here: a TCP proxy in front of it, stopped with SIGSTOP):
+    the cancelled statement cannot even be cancelled, so the handler never unwinds; the
+    503 is still sent on time."""
+    postgres.reset()
+    parts = urlsplit(postgres.url)
+    proxy = subprocess.Popen(
+        [sys.executable, "-c", PROXY, parts.hostname or "127.0.0.1", str(parts.port or 5432)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proxy.stdout is not None
+        port = int(proxy.stdout.readline())
+        netloc = parts.netloc.rsplit("@", 1)[0] + f"@127.0.0.1:{port}"
+        env = {
+            "DATABASE_URL": urlunsplit(parts._replace(netloc=netloc)),
+            "MIGRATE_ON_START": "false",
+            "RESPONSE_TIMEOUT": str(LIMIT),
+        }
+        with running_server(tmp_path, env) as server:
+            with httpx.Client(base_url=server.url, timeout=30) as client:
+                assert client.get("/books/").status_code == 200
+                proxy.send_signal(signal.SIGSTOP)
+                try:
+                    started = time.monotonic()
+                    response = client.get("/books/")
+                    elapsed = time.monotonic() - started
+                finally:
+                    proxy.send_signal(signal.SIGCONT)
+    finally:
+        proxy.kill()
+        proxy.wait(10)
+        if proxy.stdout is not None:
+            proxy.stdout.close()
+    _assert_timed_out(response, elapsed, record_property)

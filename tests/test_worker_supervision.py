@@ -1,0 +1,108 @@
+"""Worker processes under SIGKILL: a dead worker is replaced and logged; with none left the
+instance exits 1; the main process killed takes its workers with it, so the port is free."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from server_process import Server, running_server
+
+pytestmark = pytest.mark.server
+
+
+def _ready_pids(server: Server) -> list[int]:
+    return [int(pid) for pid in re.findall(r"Worker ready \[(\d+)\]", server.log())]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie has died too
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _group_alive(pgid: int) -> list[int]:
+    """The live (not zombie) processes of a process group."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            alive.append(int(stat.parent.name))
+    return alive
+
+
+def _wait(condition, timeout: float, what: str, server: Server) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    pytest.fail(f"{what} within {timeout} s:\n{server.log()[-3000:]}")
+
+
+def _json_lines(server: Server) -> list[dict[str, object]]:
+    return [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+
+
+def test_a_killed_worker_is_replaced_and_logged(tmp_path: Path) -> None:
+    with running_server(tmp_path, {"WORKERS": "2"}) as server:
+        first = _ready_pids(server)
+        assert len(first) == 2
+        os.kill(first[0], signal.SIGKILL)
+        _wait(lambda: len(_ready_pids(server)) == 3, 60, "no new worker", server)
+        new = _ready_pids(server)[-1]
+        assert new not in first and _alive(new) and _alive(first[1])
+        assert not _alive(first[0])
+        died = [
+            line
+            for line in _json_lines(server)
+            if line.get("name") == "bookshelf.workers" and line.get("pid") == first[0]
+        ]
+        assert len(died) == 1 and died[0]["exit_code"] == -signal.SIGKILL
+        # A new connection each time, so both workers take some of them.
+        for _ in range(20):
+            response = httpx.get(f"{server.url}/healthz", headers={"Connection": "close"})
+            assert response.status_code == 200
+        assert server.process.poll() is None
+
+
+def test_with_every_worker_killed_the_instance_exits_1(tmp_path: Path) -> None:
+    with running_server(tmp_path, {"WORKERS": "2"}) as server:
+        for pid in _ready_pids(server):
+            os.kill(pid, signal.SIGKILL)
+        code = server.process.wait(30)
+        assert code == 1, server.log()[-3000:]
+        assert "no worker is left" in server.log()
+        with socket.socket() as s:  # the listening socket went with it
+            assert s.connect_ex(("127.0.0.1", server.port)) != 0
+
+
+def test_killing_the_main_process_stops_its_workers(tmp_path: Path) -> None:
+    with running_server(tmp_path, {"WORKERS": "2"}) as server:
+        workers = _ready_pids(server)
+        os.kill(server.process.pid, signal.SIGKILL)
+        server.process.wait(5)
+        _wait(lambda: not any(_alive(p) for p in workers), 15, "workers still alive", server)
+        # Sanic's state process and multiprocessing's resource tracker too: nothing is left.
+        group = server.process.pid
+        _wait(lambda: not _group_alive(group), 10, f"{_group_alive(group)} still alive", server)
+        with socket.socket() as s:  # a restart can bind the port
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", server.port))
+        assert "the main process" in server.log()
