@@ -21,3 +21,15 @@ class DatabaseUnavailableError(DatabaseError):
 
 class TokenRejectedError(DatabaseError):
     """The write's token is unknown or revoked: nothing was written."""
+
+
+class StatementTimeoutError(DatabaseError):
+    """A statement ran past the statement time limit and was stopped.
+
+    ``counting``: it was the exact count of a list's matches (``Prefer: count=exact``).
+    """
+
+    def __init__(self, seconds: float | None, *, counting: bool = False) -> None:
+        super().__init__(f"statement stopped after {seconds} s")
+        self.seconds = seconds
+        self.counting = counting
