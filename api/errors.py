@@ -14,7 +14,8 @@ Exception tree::
         └── Throttled            429  (with Retry-After)
 
 Sanic's own NotFound, MethodNotAllowed, PayloadTooLarge, RequestTimeout and BadRequest,
-and db/'s NotFoundError and PreconditionFailedError, are mapped to the same shapes. Every
+and db/'s NotFoundError and PreconditionFailedError, are mapped to the same shapes;
+db/'s StatementTimeoutError is 503 with Retry-After and a detail saying what to change. Every
 other exception is an opaque 500 carrying the request id, logged once with its traceback.
 """
 
@@ -36,6 +37,7 @@ from db.errors import (
     DatabaseUnavailableError,
     NotFoundError,
     PreconditionFailedError,
+    StatementTimeoutError,
     TokenRejectedError,
 )
 
@@ -64,6 +66,15 @@ UNSUPPORTED_MEDIA: Final = 'Unsupported media type "{media_type}" in request.'
 THROTTLED: Final = "Request was throttled. Expected available in {n} seconds."
 TOO_LARGE: Final = "Request body is too large: the limit is {n} bytes."
 TIMEOUT: Final = "Request timed out."
+COUNT_TIMEOUT: Final = (
+    "Counting every match exactly took longer than the {s} s statement time limit: ask for"
+    " an estimated count (Prefer: count=estimated, or count=none for none), or narrow the"
+    " filter."
+)
+STATEMENT_TIMEOUT: Final = (
+    "The query took longer than the {s} s statement time limit: narrow the filter, or"
+    " follow the next links (a cursor) rather than a deep offset."
+)
 
 
 class APIError(sanic_exc.SanicException):
@@ -217,6 +228,10 @@ def _translate(request: Request | None, exc: Exception) -> tuple[int, Any, dict[
         return 404, {"detail": NOT_FOUND}, {}
     if isinstance(exc, PreconditionFailedError):
         return 412, {"detail": PRECONDITION_FAILED}, {}
+    if isinstance(exc, StatementTimeoutError):
+        seconds = f"{exc.seconds:g}" if exc.seconds is not None else "?"
+        detail = (COUNT_TIMEOUT if exc.counting else STATEMENT_TIMEOUT).format(s=seconds)
+        return 503, {"detail": detail}, {"Retry-After": "5"}
     if isinstance(exc, DatabaseUnavailableError):
         return 503, {"detail": ServiceUnavailable.default_detail}, {"Retry-After": "1"}
     if isinstance(exc, sanic_exc.MethodNotAllowed):
