@@ -55,9 +55,11 @@ COUNT_SCAN_LIMIT: Final = 10_000
 SAMPLE_BLOCKS: Final = 100
 SAMPLE_ROWS: Final = 10_000
 BOUNDED_COUNT: Final = "SELECT count(*) AS n FROM (SELECT 1 FROM book WHERE {where} LIMIT ?) AS m"
+# Each of min and max in a statement of its own: SQLite reads one end of the primary key
+# for a lone min() or max(), but scans the table for both together.
 _SPAN: Final = (
-    "SELECT min(id) AS lo, max(id) AS hi, (SELECT n FROM book_count WHERE id = 1) AS total"
-    " FROM book"
+    "SELECT (SELECT min(id) FROM book) AS lo, (SELECT max(id) FROM book) AS hi,"
+    " (SELECT n FROM book_count WHERE id = 1) AS total"
 )
 _SAMPLE: Final = (
     "WITH RECURSIVE s(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM s WHERE k + 1 < ?)"
