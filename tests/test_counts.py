@@ -17,6 +17,7 @@ from api import Settings
 from api.errors import COUNT_TIMEOUT
 from api.pagination import count_preference
 from db import Backend, seed
+from db import backend as backend_module
 from db.backend import COUNT_EXACT_UP_TO, COUNT_SCAN_LIMIT
 from db.errors import StatementTimeoutError
 from tests.conftest import app_client
@@ -208,3 +209,17 @@ async def test_a_statement_waiting_past_the_limit_is_answered_503(
         assert response.headers["Retry-After"].isdigit()
         assert "narrow the filter" in response.json()["detail"]
         assert (await client.get("/books/?min_price=1")).status_code == 200
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_the_estimate_reads_no_whole_table(client: httpx.AsyncClient, db: Backend) -> None:
+    """Its cost must not grow with the table: the ends of the ids by one seek each, the
+    sample by one seek per run (with min and max in one SELECT, SQLite scanned it)."""
+    await seed.seed_books(db, count=10)
+    sample = backend_module._SAMPLE.format(where="price_cents >= ?")
+    for statement, values in (
+        (backend_module._SPAN, []),
+        (sample, [100, 1, 1, 10, 1, 10, 5]),
+    ):
+        plan = [row["detail"] for row in await db.fetch(f"EXPLAIN QUERY PLAN {statement}", values)]
+        assert not [step for step in plan if step.startswith("SCAN book")], plan
