@@ -45,17 +45,20 @@ _TOTAL_COUNT: Final = "SELECT n FROM book_count WHERE id = 1"
 _BOOK_ROW: Final = f"SELECT {schema.COLUMNS} FROM book WHERE id = ?"
 _INSERT: Final = "INSERT INTO book (title, author, published_date, price_cents, version)"
 
-# A filtered list's ``count`` is exact when counting it costs little: up to
-# COUNT_EXACT_UP_TO matches always (when an index finds them: on SQLite a count that
-# would examine more than a bounded number of rows is estimated whatever its size), up to
-# COUNT_SCAN_LIMIT when the backend's bounded count reaches that far; above, it is an
-# estimate (``Backend.estimate_count``). ``Prefer: count=exact`` asks for every match.
+# A filtered list's ``count`` (``Backend.count``) is exact when counting it costs little:
+# its matches are counted up to COUNT_SCAN_LIMIT + 1 (on SQLite under a budget of work,
+# whatever the plan reads; a search through its trigram index up to COUNT_EXACT_UP_TO + 1).
+# So a filter with at most COUNT_EXACT_UP_TO matches is counted exactly whenever an index
+# finds its matches without reading many rows that fail it (every single filter but a
+# search of one or two characters, which no index serves). Above, the count is an
+# estimate (``estimate_count``; a search's: ``db.sqlite``). ``Prefer: count=exact``
+# asks for every match, however long it takes up to the statement time limit.
 COUNT_EXACT_UP_TO: Final = 1_000
 COUNT_SCAN_LIMIT: Final = 10_000
 SAMPLE_BLOCKS: Final = 100
 SAMPLE_ROWS: Final = 10_000
 BOUNDED_COUNT: Final = "SELECT count(*) AS n FROM (SELECT 1 FROM book WHERE {where} LIMIT ?) AS m"
-# Each of min and max in a statement of its own: SQLite reads one end of the primary key
+# Each of min and max in a subquery of its own: SQLite reads one end of the primary key
 # for a lone min() or max(), but scans the table for both together.
 _SPAN: Final = (
     "SELECT (SELECT min(id) FROM book) AS lo, (SELECT max(id) FROM book) AS hi,"
