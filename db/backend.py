@@ -16,6 +16,7 @@ Every read returns JSON made here, never a driver's row: ``Page.json`` for a lis
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 from collections.abc import Callable, Sequence
@@ -110,6 +111,24 @@ class Backend:
         self.statement_timeout: float | None = None
 
     # -- what each backend provides ------------------------------------------------------
+
+    @classmethod
+    def connection(
+        cls, url: str, *, pool_min: int, pool_max: int, statement_timeout: float | None
+    ) -> dict[str, Any]:
+        """Tortoise's connection entry (engine and credentials) for ``url``."""
+        raise NotImplementedError
+
+    @classmethod
+    def prepare(cls, url: str) -> None:
+        """Before Tortoise opens ``url``: raise when it cannot be used as it is."""
+
+    @classmethod
+    def migration_lock(
+        cls, url: str, connection: dict[str, Any]
+    ) -> contextlib.AbstractAsyncContextManager[None]:
+        """A lock that every process migrating this database takes for the whole run."""
+        raise NotImplementedError
 
     async def fetch(self, sql: str, values: Sequence[Any] = ()) -> Sequence[Row]:
         """Rows of one statement (``?`` placeholders), each indexable by column name."""

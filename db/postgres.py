@@ -11,10 +11,12 @@ connection of the pool like any statement, so it holds up no other request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Final
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import asyncpg
 from tortoise import connections
@@ -40,6 +42,11 @@ _UNAVAILABLE: Final = (
     asyncpg.exceptions.InternalClientError,
     asyncpg.InterfaceError,
 )
+# One key per database: every instance's migrations (whatever its schema) queue on it,
+# which also serialises CREATE EXTENSION, a database-wide catalog change.
+MIGRATION_LOCK_KEY: Final = 727274
+# Credentials Tortoise consumes itself; the rest are asyncpg connect()/create_pool() options.
+_TORTOISE_ONLY: Final = ("minsize", "maxsize", "schema", "application_name", "server_settings")
 _COLUMNS: Final = ["id", "title", "author", "published_date", "price_cents", "version"]
 
 
@@ -61,6 +68,53 @@ class PostgresBackend(Backend):
     name = "postgres"
     like = "ILIKE"
     values_row = "(?, ?, ?::date, ?::integer, 1)"
+
+    @classmethod
+    def connection(
+        cls, url: str, *, pool_min: int, pool_max: int, statement_timeout: float | None
+    ) -> dict[str, Any]:
+        parts = urlsplit(url)
+        credentials: dict[str, Any] = {
+            "host": unquote(parts.hostname or "127.0.0.1"),
+            "port": parts.port or 5432,
+            "user": unquote(parts.username or "postgres"),
+            "password": unquote(parts.password or ""),
+            "database": unquote(parts.path.lstrip("/")) or "postgres",
+            "minsize": pool_min,
+            "maxsize": pool_max,
+        }
+        # Query parameters pass through: ?schema=NAME (Tortoise sets the search_path),
+        # ?ssl=require, ?host=/run/postgresql, ... libpq's sslmode is asyncpg's ssl.
+        query_params = dict(parse_qsl(parts.query))
+        if "sslmode" in query_params:
+            query_params["ssl"] = query_params.pop("sslmode")
+        credentials.update(query_params)
+        if statement_timeout is not None:  # on every connection of the pool
+            milliseconds = max(1, round(statement_timeout * 1000))
+            credentials["server_settings"] = {"statement_timeout": str(milliseconds)}
+        return {"engine": "tortoise.backends.asyncpg", "credentials": credentials}
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def migration_lock(cls, url: str, connection: dict[str, Any]) -> AsyncIterator[None]:
+        """Hold a session-level advisory lock on a connection of its own for the whole run.
+
+        Not on a connection of Tortoise's pool: Tortoise's migrate() re-initialises
+        Tortoise, which closes that pool, so the lock would be dropped mid-migration (and
+        the pool's close would wait 10 s for the borrowed connection). A lock held by a
+        crashed process is freed by PostgreSQL when its connection ends.
+        """
+        credentials = connection["credentials"]
+        options = {k: v for k, v in credentials.items() if k not in _TORTOISE_ONLY}
+        conn = await asyncpg.connect(**options)
+        try:
+            await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+            try:
+                yield
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
+        finally:
+            await conn.close()
 
     def date_param(self, value: dt.date) -> Any:
         return value
