@@ -15,7 +15,7 @@ time of a detail read.
 A book's JSON form is made by SQLite's ``json_object`` inside the statement that reads it
 (a page's or a detail read's): building dicts and ``sqlite3.Row`` objects in Python was the
 largest share of a list page's CPU time above the raw baseline's. A page comes back as one
-row (``_gathered``).
+row (``gathered``).
 """
 
 from __future__ import annotations
@@ -24,8 +24,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import fcntl
-import functools
-import importlib
 import math
 import sqlite3
 import time
@@ -34,13 +32,11 @@ from typing import Any, Final
 from urllib.parse import parse_qsl
 
 import aiosqlite
-import orjson
 from tortoise import connections
 from tortoise.backends.sqlite.client import SqliteClient
 from tortoise.exceptions import DBConnectionError, IntegrityError, OperationalError
-from tortoise.transactions import in_transaction
 
-from db import health, query, schema
+from db import health, query, schema, sqlite_seed
 from db.backend import (
     BOUNDED_COUNT,
     COUNT_EXACT_UP_TO,
@@ -51,6 +47,8 @@ from db.backend import (
 )
 from db.errors import DatabaseUnavailableError, StatementTimeoutError
 from db.query import BookFilter, BookJSON, Page, PageQuery
+from db.sqlite_guard import COUNT_BUDGET, COUNTER_PRAGMAS, Guard, OverBudgetError
+from db.sqlite_json import gathered, json_object, json_select, split_page
 
 # Pragmas for concurrent use by several worker processes: WAL lets readers run beside
 # the one writer; the busy timeout makes a writer wait for the lock instead of failing
@@ -74,58 +72,6 @@ def sqlite_path(url: str) -> str | None:
     return url[len("sqlite://") :].split("?", 1)[0]
 
 
-# Each kind of field as SQL that gives its JSON value. Prices are never negative (the API
-# refuses them).
-_JSON_OF_KIND: Final = {
-    "int": "{c}",
-    "text": "{c}",
-    "date": "{c}",  # stored as ISO text
-    "cents": "printf('%d.%02d', {c} / 100, {c} % 100)",
-}
-
-
-def _json_object(fields: Sequence[str]) -> str:
-    pairs = ", ".join(
-        f"'{name}', "
-        + _JSON_OF_KIND[schema.BY_NAME[name].kind].format(c=schema.BY_NAME[name].column)
-        for name in fields
-    )
-    return f"json_object({pairs})"
-
-
-@functools.lru_cache(maxsize=64)
-def _json_select(fields: tuple[str, ...], ordering: query.Ordering) -> str:
-    keys = ", ".join(dict.fromkeys(query.columns(ordering)))
-    return f"{keys}, {_json_object(fields)} AS json"
-
-
-# Separates the rows of a page gathered into one value (``_gathered``): the record
-# separator, a control character, which JSON text never holds unescaped (json_object
-# writes it inside a string as \u001e), so it can only stand between two rows.
-_RS: Final = "\x1e"
-
-
-@functools.lru_cache(maxsize=256)
-def _gathered(page_sql: str, ordering: query.Ordering) -> str:
-    """One row for a whole page: its books' JSON forms and their keyset positions, each
-    joined by ``_RS`` in the page statement's order.
-
-    Twenty rows each came back through sqlite3 and aiosqlite's thread as a row object of
-    its own, each step handing the GIL over; one row per page took an author's page at a
-    million rows from 61 to 43 µs with 64 pages in flight on one aiosqlite connection.
-
-    group_concat takes the rows in the order the page's ORDER BY … LIMIT subquery yields
-    them: SQLite runs it as a co-routine feeding the aggregate in that order (before 3.44
-    SQLite has no ORDER BY inside an aggregate). The pagination tests walk every ordering
-    both ways to hold it to that.
-    """
-    keys = ", ".join(query.columns(ordering))
-    return (
-        "SELECT group_concat(json, char(30)) AS json,"
-        f" group_concat(json_array({keys}), char(30)) AS keys FROM ({page_sql})"
-    )
-
-
 # A search reads the books through their matches in the trigram index, in id order
 # (``hit`` is the book's id): a page stops at its last row instead of gathering every
 # match first, which at a million rows was 7 ms a page and 30 ms a count.
@@ -135,99 +81,9 @@ _FTS_SOURCE: Final = (
 # A search's count is exact up to this many matches and estimated above it from how far
 # into the ids the first of them reach.
 SEARCH_EXACT_COUNT: Final = COUNT_EXACT_UP_TO
-# SQLite calls a connection's progress handler every _STEPS virtual-machine instructions
-# of a statement (some 0.1-0.5 ms of work): a list page or a detail read takes fewer and
-# never calls it. A bounded count may run _COUNT_BUDGET of those periods (counting 10,000
-# entries of an index takes some 70,000 instructions) before it is stopped and estimated.
-_STEPS: Final = 10_000
-_COUNT_BUDGET: Final = 20
-# The connection that counts exactly (``Prefer: count=exact``) keeps a smaller page cache
-# than the main one: its scans read from the OS page cache.
-_COUNTER_PRAGMAS: Final = {"cache_size": -2000, "query_only": "ON"}
-
 _BOOK_JSON: Final = (
-    f"SELECT id, version, {_json_object(schema.NAMES)} AS json FROM book WHERE id = ?"
+    f"SELECT id, version, {json_object(schema.NAMES)} AS json FROM book WHERE id = ?"
 )
-# The triggers migration 0002 puts on ``book``, and what restores their work after a seed.
-_TRIGGERS: Final = (
-    "book_search_ai",
-    "book_search_ad",
-    "book_search_au",
-    "book_count_ai",
-    "book_count_ad",
-    "book_author_count_ai",
-    "book_author_count_ad",
-    "book_author_count_au",
-)
-# The statements migration 0003 counts each author's books with (a module name that starts
-# with a digit is imported by name).
-_AUTHOR_COUNT_REFILL: Final = importlib.import_module(
-    "db.migrations.0003_author_count_cover"
-).REFILL
-_SEED_CACHE_KIB: Final = -1_048_576  # 1 GiB at most, used only as the seed needs it
-_SEED_INSERT: Final = (
-    "INSERT INTO book (id, title, author, published_date, price_cents, version) "
-    "VALUES (?, ?, ?, ?, ?, 1)"
-)
-
-
-class _OverBudgetError(Exception):
-    """A bounded statement did more work than its budget allowed (it was stopped)."""
-
-
-class _Guard:
-    """A connection's progress handler, and what aiosqlite's thread runs each statement
-    through (``run``): a statement is stopped once past its deadline, or once it has
-    used its budget of progress-handler periods.
-
-    Its state is the statement's, set and reset in the connection's own thread around
-    each statement (aiosqlite runs one at a time), so it needs no lock.
-    """
-
-    __slots__ = ("budget", "deadline", "installed", "stopped")
-
-    def __init__(self) -> None:
-        self.deadline = math.inf
-        self.budget = -1  # periods left; -1: no budget
-        self.stopped = ""
-        self.installed: sqlite3.Connection | None = None
-
-    def __call__(self) -> int:
-        if self.budget >= 0:
-            self.budget -= 1
-            if self.budget < 0:
-                self.stopped = "budget"
-                return 1
-        if time.monotonic() > self.deadline:
-            self.stopped = "time"
-            return 1
-        return 0
-
-    def run(
-        self,
-        conn: sqlite3.Connection,
-        deadline: float,
-        budget: int,
-        timeout: float | None,
-        sql: str,
-        values: Sequence[Any],
-    ) -> list[Any]:
-        if self.installed is not conn:  # a new connection (Tortoise opened it again)
-            conn.set_progress_handler(self, _STEPS)
-            self.installed = conn
-        self.deadline, self.budget, self.stopped = deadline, budget, ""
-        try:
-            return conn.execute(sql, values).fetchall()
-        except sqlite3.OperationalError:
-            if self.stopped == "time":
-                raise StatementTimeoutError(timeout) from None
-            if self.stopped == "budget":
-                raise _OverBudgetError() from None
-            raise
-        finally:
-            self.deadline, self.budget = math.inf, -1
-
-
 def _fts_phrase(flt: BookFilter) -> str | None:
     """The FTS5 query a search reads its candidates from, or None.
 
@@ -291,9 +147,9 @@ class SqliteBackend(Backend):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._guard = _Guard()
+        self._guard = Guard()
         self._counter: aiosqlite.Connection | None = None
-        self._counter_guard = _Guard()
+        self._counter_guard = Guard()
         self._counter_opening = asyncio.Lock()
 
     def _deadline(self) -> float:
@@ -302,7 +158,7 @@ class SqliteBackend(Backend):
 
     async def fetch(self, sql: str, values: Sequence[Any] = (), budget: int = -1) -> Sequence[Row]:
         """Rows of one statement, stopped past the statement time limit; with a
-        ``budget`` (progress-handler periods), _OverBudgetError once it has used it."""
+        ``budget`` (progress-handler periods), OverBudgetError once it has used it."""
         client = self._client()
         try:
             # Inside in_transaction(), get() gives the transaction's own client, never a
@@ -377,7 +233,7 @@ class SqliteBackend(Backend):
                 conn._thread.daemon = True
                 await conn
                 conn._conn.row_factory = sqlite3.Row
-                for pragma, value in {**client.pragmas, **_COUNTER_PRAGMAS}.items():
+                for pragma, value in {**client.pragmas, **COUNTER_PRAGMAS}.items():
                     await conn.execute(f"PRAGMA {pragma}={value}")
                 self._counter = conn
             return self._counter
@@ -393,7 +249,7 @@ class SqliteBackend(Backend):
         return BookJSON(row[0], row[1], row[2].encode())
 
     async def bounded_count(self, where: str, values: Sequence[Any]) -> int | None:
-        """Counted on the worker's connection, stopped once it has used _COUNT_BUDGET:
+        """Counted on the worker's connection, stopped once it has used COUNT_BUDGET:
         what bounds it is the work done, whichever index the plan reads (a price range
         alone reads only the matches from its index; two filters may read many rows that
         fail the second)."""
@@ -401,9 +257,9 @@ class SqliteBackend(Backend):
             rows = await self.fetch(
                 BOUNDED_COUNT.format(where=where),
                 [*values, COUNT_SCAN_LIMIT + 1],
-                budget=_COUNT_BUDGET,
+                budget=COUNT_BUDGET,
             )
-        except _OverBudgetError:
+        except OverBudgetError:
             return None
         return int(rows[0]["n"])
 
@@ -460,9 +316,9 @@ class SqliteBackend(Backend):
                 " (SELECT n FROM book_count WHERE id = 1) AS total"
                 f" FROM (SELECT count(*) AS n, max(hit) AS r FROM ({capped} LIMIT ?))",
                 [over, *exact_values, *capped_values, over],
-                budget=_COUNT_BUDGET,
+                budget=COUNT_BUDGET,
             )
-        except _OverBudgetError:
+        except OverBudgetError:
             return None
         row = rows[0]
         if row["exact"] is not None:
@@ -485,7 +341,7 @@ class SqliteBackend(Backend):
         if q.after is not None:
             params += query.keyset_values(q.after, q.ordering, _iso)
         statement = query.page_sql(
-            _json_select(q.fields, q.ordering),
+            json_select(q.fields, q.ordering),
             source,
             id_column,
             tuple(clauses),
@@ -494,8 +350,8 @@ class SqliteBackend(Backend):
             q.after is not None,
         )
         params += [q.limit + 1, q.offset]
-        rows = await self.fetch(_gathered(statement, q.ordering), params)
-        page = _split_page(rows[0], q, count)
+        rows = await self.fetch(gathered(statement, q.ordering), params)
+        page = split_page(rows[0], q, count)
         if not exact:
             page.count_exact = False
         return page
@@ -518,90 +374,6 @@ class SqliteBackend(Backend):
         rows: Callable[[int, int, bool], Any],
         progress: Callable[[int, int], None] | None,
     ) -> tuple[int, int]:
-        client = self._client()
-        _, found = await client.execute_query("PRAGMA cache_size")
-        cache_size = int(found[0][0])
-        # Four secondary indexes on random keys: with the served page cache, a large seed
-        # spills pages to the WAL over and over. Give this connection room, then restore.
-        await client.execute_script(f"PRAGMA cache_size = {_SEED_CACHE_KIB}")
-        try:
-            return await _seed_transaction(count, replace, batch_size, rows, progress)
-        finally:
-            await client.execute_script(f"PRAGMA cache_size = {cache_size}")
-
-
-def _split_page(row: Row, q: PageQuery, count: int | None) -> Page:
-    """The page of ``_gathered``'s one row: up to ``q.limit + 1`` rows in the order of
-    travel, the last of them only there to tell whether there are more."""
-    text, keys = row["json"], row["keys"]
-    if text is None:  # no rows
-        return Page(json="[]", count=count, has_more=False)
-    n = keys.count(_RS) + 1
-    has_more = n > q.limit
-    if has_more:
-        text, keys = text[: text.rindex(_RS)], keys[: keys.rindex(_RS)]
-    first, last = keys.partition(_RS)[0], keys.rpartition(_RS)[2]
-    if q.backwards:  # the rows came last first
-        first, last = last, first
-        items = ",".join(reversed(text.split(_RS)))
-    else:
-        items = text.replace(_RS, ",")
-    return Page(
-        json="[" + items + "]",
-        count=count,
-        has_more=has_more,
-        first=orjson.loads(first),
-        last=orjson.loads(last),
-    )
-
-
-async def _seed_transaction(
-    count: int,
-    replace: bool,
-    batch_size: int,
-    make_rows: Callable[[int, int, bool], Any],
-    progress: Callable[[int, int], None] | None,
-) -> tuple[int, int]:
-    """The seed's one transaction: the triggers dropped, the rows inserted in batches, the
-    triggers' work redone in bulk (search index, counts), the triggers put back."""
-    async with in_transaction("default") as conn:
-        _, rows = await conn.execute_query(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'book'"
+        return await sqlite_seed.bulk_load(
+            self._client(), count, replace, batch_size, rows, progress
         )
-        dropped = [(r["name"], r["sql"]) for r in rows if r["name"] in _TRIGGERS]
-        for name, _ in dropped:
-            await conn.execute_query(f'DROP TRIGGER "{name}"')
-        if replace:
-            await conn.execute_query("DELETE FROM book")
-            await conn.execute_query("DELETE FROM sqlite_sequence WHERE name = 'book'")
-        _, rows = await conn.execute_query("SELECT coalesce(max(id), 0) AS top FROM book")
-        first = int(rows[0]["top"]) + 1
-        done = 0
-        while done < count:
-            size = min(batch_size, count - done)
-            await conn.execute_many(_SEED_INSERT, list(make_rows(first + done, size, True)))
-            done += size
-            if progress:
-                progress(done, count)
-        names = {name for name, _ in dropped}
-        if names & {"book_search_ai", "book_search_ad", "book_search_au"}:
-            if replace:
-                await conn.execute_query("INSERT INTO book_search(book_search) VALUES ('rebuild')")
-            else:
-                await conn.execute_query(
-                    "INSERT INTO book_search(rowid, title, author) "
-                    "SELECT id, title, author FROM book WHERE id >= ?",
-                    [first],
-                )
-        if names & {"book_count_ai", "book_count_ad"}:
-            await conn.execute_query(
-                "UPDATE book_count SET n = (SELECT count(*) FROM book) WHERE id = 1"
-            )
-        if names & {"book_author_count_ai", "book_author_count_ad"}:
-            for statement in _AUTHOR_COUNT_REFILL:
-                await conn.execute_query(statement)
-        for _, statement in dropped:
-            await conn.execute_query(statement)
-        _, rows = await conn.execute_query("SELECT count(*) AS n FROM book")
-        total = int(rows[0]["n"])
-    return first, total

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.asyncio
 TITLES = [
     'Quote " and backslash \\ and slash /',
     "Tab\tnew line\ncarriage\rreturn, bell \x07, escape \x1b, unit sep \x1f",
-    # The record separator parts a page's rows on SQLite (db.sqlite._gathered).
+    # The record separator parts a page's rows on SQLite (db.sqlite_json.gathered).
     "Record sep \x1e between, and at the end \x1e",
     "Del \x7f, NBSP \xa0, line sep \u2028, para sep \u2029, BOM \ufeff",
     "Accents: Ça, élève, Straße; CJK 東京; emoji 📚🧵; combining e\u0301",
