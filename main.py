@@ -232,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A database that cannot be used (not SQLite, read-only, down, wrong password) is
         # a person's to fix: one line and status 2, as for a bad setting; a bug still
         # shows its traceback.
-        from db.health import describe
+        from db.preflight import describe
 
         line = describe(exc, settings.database_url)
         if line is None:
@@ -243,9 +243,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _command(args: argparse.Namespace, settings: Settings) -> int:
     if args.command in (None, "serve"):
-        from db.health import preflight
+        from db import prepare
 
-        preflight(settings.database_url)  # here, not in each worker's start-up
+        prepare(settings.database_url)  # here, not in each worker's start-up
         return serve(settings)
     if args.command == "migrate":
         return cmd_migrate(settings, args)

@@ -26,6 +26,7 @@ __all__ = [
     "close_db",
     "migrate",
     "open_db",
+    "prepare",
     "sqlite_path",
 ]
 
@@ -45,6 +46,12 @@ def _backend_class(url: str) -> type[Backend]:
 def check_url(url: str) -> None:
     """ValueError, saying why, when no backend serves ``url``."""
     _backend_class(url)
+
+
+def prepare(url: str) -> None:
+    """Raise, with one line saying what to do, when ``url``'s database cannot be opened
+    as it is (``db.preflight``); before any process opens it."""
+    _backend_class(url).prepare(url)
 
 
 def build_config(

@@ -36,7 +36,7 @@ from tortoise import connections
 from tortoise.backends.sqlite.client import SqliteClient
 from tortoise.exceptions import DBConnectionError, IntegrityError, OperationalError
 
-from db import health, query, schema, sqlite_seed
+from db import preflight, query, schema, sqlite_seed
 from db.backend import (
     BOUNDED_COUNT,
     COUNT_EXACT_UP_TO,
@@ -125,7 +125,7 @@ class SqliteBackend(Backend):
             # Each worker (and each ASGI test request) would get its own empty database.
             raise ValueError("an in-memory SQLite database cannot be shared; use a file path")
         # Before Tortoise opens it: a file it cannot open would leave its lock held for ever.
-        health.preflight_sqlite(path)
+        preflight.preflight_sqlite(path)
 
     @classmethod
     @contextlib.asynccontextmanager

@@ -1,0 +1,119 @@
+"""What a person must fix before the database is opened, said in one line.
+
+``preflight_sqlite(path)`` tries an SQLite file with ``sqlite3`` before Tortoise opens it.
+Tortoise's connection wrapper takes its client's lock before it opens the connection and
+never releases it when the opening fails ("file is not a database", "unable to open
+database file"): every later statement then waits on that lock for ever. A file that is
+not a database, a folder, an unreadable or read-only file or folder is refused here with
+``DatabaseConfigError``, whose text is one line saying what to do. ``describe(exc, url)``
+is the one line for any database problem a command meets.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import asyncpg
+
+from db.errors import DatabaseConfigError, DatabaseUnavailableError
+from db.health import fault_of
+
+
+def _config(message: str) -> DatabaseConfigError:
+    return DatabaseConfigError(message)
+
+
+def preflight_sqlite(path: str) -> None:
+    """Refuse, with one line, an SQLite path that Tortoise could not open or write."""
+    file = Path(path)
+    folder = file.parent
+    if file.is_dir():
+        raise _config(
+            f"{path} is a folder, not an SQLite database file; point DATABASE_URL at a file"
+        )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _config(
+            f"cannot create the folder {folder}: {exc.strerror}; create it, or point "
+            "DATABASE_URL at a writable place"
+        ) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise _config(
+            f"the folder {folder} is read-only (or not searchable) for this user: SQLite "
+            "writes its journal and lock files beside the database; make it writable, or "
+            "point DATABASE_URL at a writable place"
+        )
+    if not file.exists():
+        return
+    if not os.access(file, os.R_OK | os.W_OK):
+        raise _config(
+            f"{path} cannot be read and written by this user (uid {os.getuid()}); "
+            "fix its owner or mode"
+        )
+    try:
+        conn = sqlite3.connect(f"file:{quote(str(file.absolute()))}?mode=rw", uri=True)
+    except sqlite3.Error as exc:
+        raise _config(f"cannot open {path} as an SQLite database: {exc}") from None
+    try:
+        # Reads the header and the whole schema, as opening it through Tortoise will.
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as exc:
+        if getattr(exc, "sqlite_errorcode", 0) & 0xFF == 26:  # SQLITE_NOTADB
+            raise _config(
+                f"{path} is not an SQLite database ({exc}); point DATABASE_URL at an "
+                "SQLite file, or move this file away to start a new database there"
+            ) from None
+        if getattr(exc, "sqlite_errorcode", 0) & 0xFF == 11:  # SQLITE_CORRUPT
+            raise _config(f"{path} is corrupt ({exc}); restore it from a backup") from None
+        raise _config(f"cannot read {path} as an SQLite database: {exc}") from None
+    finally:
+        conn.close()
+
+
+def _redacted(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def describe(exc: BaseException, url: str) -> str | None:
+    """One line for a database problem a command met (bad file, server down, wrong
+    password, no such database), else None: a bug, whose traceback is wanted."""
+    from tortoise.exceptions import DBConnectionError
+
+    if isinstance(exc, DatabaseConfigError):
+        return str(exc)
+    fault = fault_of(exc, record=False)
+    if fault is not None:
+        return f"{_redacted(url)}: {fault}"
+    if isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError):
+        return f"{_redacted(url)}: the server refused the credentials ({exc}); fix DATABASE_URL"
+    if isinstance(exc, asyncpg.InvalidCatalogNameError):
+        return f"{_redacted(url)}: {exc}; create it, or fix DATABASE_URL"
+    if url.startswith("sqlite"):
+        if isinstance(exc, OSError) and exc.filename:
+            return f"cannot use {exc.filename}: {exc.strerror}; fix it, or change DATABASE_URL"
+        return None
+    if isinstance(
+        exc,
+        (
+            DatabaseUnavailableError,
+            DBConnectionError,
+            OSError,
+            TimeoutError,
+            asyncpg.PostgresConnectionError,
+            asyncpg.InterfaceError,
+        ),
+    ):
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        return (
+            f"cannot reach the database at {_redacted(url)} ({reason}); check that it "
+            "is running and that DATABASE_URL is right"
+        )
+    return None
