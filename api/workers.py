@@ -94,8 +94,13 @@ def register(app: Sanic) -> None:
 
 
 async def _watch_parent(parent: int, stop: Any) -> None:
-    while os.getppid() == parent:
-        await asyncio.sleep(PARENT_POLL_SECONDS)
+    try:
+        while os.getppid() == parent:
+            await asyncio.sleep(PARENT_POLL_SECONDS)
+    except asyncio.CancelledError:
+        # The worker is stopping and Sanic cancels its leftover tasks: a watch has nothing
+        # to finish, so it ends quietly (Sanic logs a warning for a task that re-raises).
+        return
     log.error(
         "the main process (pid %d) is gone; this worker stops",
         parent,
