@@ -81,7 +81,7 @@ def _gathered(page_sql: str, ordering: query.Ordering) -> str:
 
     group_concat takes the rows in the order the page's ORDER BY … LIMIT subquery yields
     them: SQLite runs it as a co-routine feeding the aggregate in that order (before 3.44
-    SQLite has no ORDER BY inside an aggregate). The pagination tests walk every ordering
+    SQLite has no ORDER BY inside an aggregate). tests/api/test_cursors.py walks every ordering
     both ways to hold it to that.
     """
     keys = ", ".join(query.columns(ordering))

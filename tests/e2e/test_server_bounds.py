@@ -13,9 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.server_process import run_cli, running_server
-
-BOOK = {"title": "T", "author": "A", "published_date": "2020-01-01", "price": "1.00"}
+from tests.server_process import BOOK, run_cli, running_server
 
 
 @pytest.mark.server
