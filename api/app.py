@@ -87,7 +87,9 @@ def create_app(
             "CORS_ORIGINS": ",".join(settings.cors_origins),
             # Preflight headers are added to our own OPTIONS answers.
             "CORS_AUTOMATIC_OPTIONS": True,
-            "CORS_EXPOSE_HEADERS": "ETag, Location, X-Request-ID, Retry-After",
+            "CORS_EXPOSE_HEADERS": (
+                "ETag, Location, X-Request-ID, Retry-After, X-Count-Kind, Preference-Applied"
+            ),
             "OAS_UI_DEFAULT": "swagger",
             "OAS_UI_REDOC": False,
             # sanic-ext's Swagger UI loads from a CDN: api/swagger_ui.py serves it locally.
@@ -110,6 +112,7 @@ def create_app(
         app.ctx.db = await open_db(
             settings.database_url,
             run_migrations=settings.migrate_on_start,
+            statement_timeout=settings.statement_timeout,
             pool_min=settings.db_pool_min,
             pool_max=settings.db_pool_max,
         )

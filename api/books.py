@@ -141,11 +141,17 @@ class BookList(MethodView):
         },
     )
     async def get(self, request: Request) -> HTTPResponse:
-        req = pagination.parse(request.args, fields=parse_fields(request.args))
+        req = pagination.parse(
+            request.args,
+            fields=parse_fields(request.args),
+            max_offset=self.ctx.settings.max_offset,
+            prefer=request.headers.getall("prefer", None),
+        )
         page = await self.ctx.db.list_books(req.query)
         results = orjson.Fragment(page.json)  # made by db/, in the fields asked for
         url = base_url(request) + request.path
-        return json(pagination.envelope(req, page, results, url, request.query_string))
+        body = pagination.envelope(req, page, results, url, request.query_string)
+        return json(body, headers=pagination.headers(req, page))
 
     async def head(self, request: Request) -> HTTPResponse:
         return await self.get(request)

@@ -18,6 +18,7 @@ a JSON response.
  503   ResponseTimeout         Sanic's ServiceUnavailable (the response timed out)
  503   StorageFault            the database cannot take a write; ``Retry-After: 30``
  507   StorageFault            ... because its disk is full
+ 503   StatementTimeout        a statement ran past STATEMENT_TIMEOUT; ``Retry-After: 5``
  4xx                           any other client error Sanic raises: its status and text
  500                           anything else: opaque, with the request id, logged once
 =====  ======================  ======================================================
@@ -25,7 +26,8 @@ a JSON response.
 api/ raises its classes where the error happens. db/ never imports Sanic: it raises its
 own errors, answered as the API error that ``FROM_DB`` names; a failed statement whose
 cause is the database's storage (``db.health``: disk full, read-only, corrupt, the file
-gone) is a ``StorageFault``; Sanic's own are answered as the one ``_from_sanic`` names.
+gone) is a ``StorageFault``; a statement stopped at ``STATEMENT_TIMEOUT`` is a
+``StatementTimeout``; Sanic's own are answered as the one ``_from_sanic`` names.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from db.errors import (
     DatabaseUnavailableError,
     NotFoundError,
     PreconditionFailedError,
+    StatementTimeoutError,
     TokenRejectedError,
 )
 
@@ -76,6 +79,15 @@ UNSUPPORTED_MEDIA: Final = 'Unsupported media type "{media_type}" in request.'
 THROTTLED: Final = "Request was throttled. Expected available in {n} seconds."
 TOO_LARGE: Final = "Request body is too large: the limit is {n} bytes."
 TIMEOUT: Final = "Request timed out."
+COUNT_TIMEOUT: Final = (
+    "Counting every match exactly took longer than the {s} s statement time limit: ask for"
+    " an estimated count (Prefer: count=estimated, or count=none for none), or narrow the"
+    " filter."
+)
+STATEMENT_TIMEOUT: Final = (
+    "The query took longer than the {s} s statement time limit: narrow the filter, or"
+    " follow the next links (a cursor) rather than a deep offset."
+)
 
 
 class APIError(sanic_exc.SanicException):
@@ -178,6 +190,17 @@ class ResponseTimeout(APIError):
     default_detail = TIMEOUT
 
 
+class StatementTimeout(APIError):
+    """A statement stopped at the time limit; the detail says what to change."""
+
+    status_code = 503
+
+    def __init__(self, exc: StatementTimeoutError) -> None:
+        seconds = f"{exc.seconds:g}" if exc.seconds is not None else "?"
+        detail = (COUNT_TIMEOUT if exc.counting else STATEMENT_TIMEOUT).format(s=seconds)
+        super().__init__(detail, headers={"Retry-After": "5"})
+
+
 class StorageFault(APIError):
     """A write the database's storage cannot take: its detail says why and what to do."""
 
@@ -230,6 +253,8 @@ def _api_error(request: Request | None, exc: Exception) -> APIError | None:
     if isinstance(exc, APIError):
         return exc
     if isinstance(exc, DatabaseError):
+        if isinstance(exc, StatementTimeoutError):
+            return StatementTimeout(exc)
         for db_error, api_error in _FROM_DB_MADE:
             if isinstance(exc, db_error):
                 return api_error

@@ -1,9 +1,15 @@
 """Limit/offset and keyset-cursor pagination with DRF's envelope and absolute links.
 
 A list request without ``offset`` or ``cursor`` gets ``count`` and a ``next`` link carrying
-a cursor; with ``offset`` it links by offset; with ``cursor`` it has no ``count``. A
-cursor is base64url JSON of the ordering it was made for (API field names) and the keyset
-position (the ordering values of a row and its id), never a disguised offset.
+a cursor; with ``offset`` (at most the server's MAX_OFFSET) it links by offset; with
+``cursor`` it has no ``count``. A cursor is base64url JSON of the ordering it was made for
+(API field names) and the keyset position (the ordering values of a row and its id),
+never a disguised offset.
+
+A page with ``count`` says whether it is exact (``X-Count-Kind``); ``Prefer: count=exact``,
+``count=estimated`` or ``count=none`` (RFC 7240) chooses, and ``Preference-Applied`` says
+what was done. Such a page varies with ``Prefer`` (``Vary``): a cache keeps one answer per
+preference.
 """
 
 from __future__ import annotations
@@ -26,7 +32,23 @@ from db.schema import NAMES, position_value
 
 DEFAULT_LIMIT: Final = 20
 MAX_LIMIT: Final = 100
-MAX_OFFSET: Final = 2**53
+MAX_OFFSET: Final = 100_000  # the default of the MAX_OFFSET setting
+DEEP_OFFSET: Final = (
+    "Ensure this value is less than or equal to {n}: for deeper pages follow the next"
+    " links, whose cursors cost the same at any depth."
+)
+COUNT_PREFERENCES: Final = ("exact", "estimated", "none")
+# The headers of a page with a count; with Preference-Applied when Prefer asked for one.
+_COUNT_HEADERS: Final = {
+    (exact, applied): {
+        "X-Count-Kind": "exact" if exact else "estimated",
+        "Vary": "Prefer",
+        **({"Preference-Applied": f"count={applied}"} if applied else {}),
+    }
+    for exact in (True, False)
+    for applied in (None, "exact", "estimated")
+}
+_NO_COUNT_HEADERS: Final = {"Vary": "Prefer", "Preference-Applied": "count=none"}
 _REPLACED: Final = frozenset({"cursor", "offset"})
 # Unreserved characters, the separators of a query, and well-formed percent escapes.
 _PLAIN_QUERY: Final = re.compile(r"(?:[A-Za-z0-9._~+=&,-]|%[0-9A-Fa-f]{2})*")
@@ -39,6 +61,7 @@ class Request:
     query: PageQuery
     mode: str  # "first", "offset" or "cursor"
     ordering_key: str
+    count_preference: str | None = None  # a known ``count=`` preference of Prefer
 
 
 def _int(args: Mapping[str, Sequence[str]], name: str, lo: int, hi: int) -> int | None:
@@ -92,14 +115,37 @@ def _invalid_cursor() -> ValidationError:
     return ValidationError({"cursor": [e.INVALID_CURSOR]})
 
 
-def parse(args: Mapping[str, Sequence[str]], *, fields: tuple[str, ...] = NAMES) -> Request:
+def count_preference(prefer: Sequence[str]) -> str | None:
+    """The ``count`` preference of the ``Prefer`` header lines ``prefer`` (RFC 7240):
+    preferences separated by commas, each a case-insensitive token with an optional value
+    and parameters after ``;``; the first ``count`` counts, an unknown value or
+    preference is ignored."""
+    for line in prefer:
+        for preference in line.split(","):
+            name, _, value = preference.partition(";")[0].partition("=")
+            if name.strip().lower() == "count":
+                value = value.strip().strip('"').lower()
+                return value if value in COUNT_PREFERENCES else None
+    return None
+
+
+def parse(
+    args: Mapping[str, Sequence[str]],
+    *,
+    fields: tuple[str, ...] = NAMES,
+    max_offset: int = MAX_OFFSET,
+    prefer: Sequence[str] | None = None,
+) -> Request:
     """The list request ``args`` ask for; ``fields``: the JSON fields of each book, in
-    order (``PageQuery.fields``)."""
+    order (``PageQuery.fields``); ``max_offset``: the deepest offset allowed; ``prefer``:
+    the request's Prefer header lines, if any."""
     flt = parse_filter(args)
     ordering = parse_ordering(args)
     key = _ordering_key(ordering)
     limit = _int(args, "limit", 1, MAX_LIMIT) or DEFAULT_LIMIT
-    offset = _int(args, "offset", 0, MAX_OFFSET)
+    offset = _int(args, "offset", 0, 2**53)
+    if offset is not None and offset > max_offset:
+        raise ValidationError({"offset": [DEEP_OFFSET.format(n=max_offset)]})
     raw_cursor = last(args, "cursor")
     if raw_cursor is not None:
         if offset is not None:
@@ -116,7 +162,25 @@ def parse(args: Mapping[str, Sequence[str]], *, fields: tuple[str, ...] = NAMES)
         )
         return Request(query=query, mode="cursor", ordering_key=key)
     query = PageQuery(filter=flt, ordering=ordering, limit=limit, offset=offset or 0, fields=fields)
-    return Request(query=query, mode="first" if offset is None else "offset", ordering_key=key)
+    mode = "first" if offset is None else "offset"
+    if prefer is None:
+        return Request(query=query, mode=mode, ordering_key=key)
+    wanted = count_preference(prefer)
+    if wanted == "none":
+        query.with_count = False
+    elif wanted == "exact":
+        query.exact_count = True
+    return Request(query=query, mode=mode, ordering_key=key, count_preference=wanted)
+
+
+def headers(req: Request, page: Page) -> Mapping[str, str] | None:
+    """The headers of a list page: X-Count-Kind, Vary and Preference-Applied when it is a
+    page that counts (or could: ``count=none``); None for a cursor page."""
+    if req.mode == "cursor":
+        return None
+    if page.count is None:
+        return _NO_COUNT_HEADERS
+    return _COUNT_HEADERS[page.count_exact, req.count_preference]
 
 
 def _link_prefix(base: str, query_string: str) -> str:
@@ -171,4 +235,6 @@ def envelope(
             next_url = f"{prefix}offset={q.offset + q.limit}"
         if q.offset > 0:
             previous_url = f"{prefix}offset={max(q.offset - q.limit, 0)}"
+    if not q.with_count:  # Prefer: count=none
+        return {"next": next_url, "previous": previous_url, "results": results}
     return {"count": page.count, "next": next_url, "previous": previous_url, "results": results}

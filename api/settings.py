@@ -55,6 +55,10 @@ class Settings:
     db_pool_max: int = 10
     # Apply pending migrations when a worker starts (safe with several workers at once).
     migrate_on_start: bool = True
+    # The deepest ``offset`` of a list (deeper pages: the cursor of the ``next`` links).
+    max_offset: int = 100_000
+    # Seconds a database statement may run before it is stopped (answered 503).
+    statement_timeout: float = 5.0
     extra: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -117,6 +121,8 @@ class Settings:
         kw.update(_int(env, "DB_POOL_MIN", "db_pool_min", 1, 1000))
         kw.update(_int(env, "DB_POOL_MAX", "db_pool_max", 1, 1000))
         kw.update(_bool(env, "MIGRATE_ON_START", "migrate_on_start"))
+        kw.update(_int(env, "MAX_OFFSET", "max_offset", 0, 10**12))
+        kw.update(_float(env, "STATEMENT_TIMEOUT", "statement_timeout"))
         settings = cls(**kw)  # type: ignore[arg-type]
         if settings.db_pool_min > settings.db_pool_max:
             _fail("DB_POOL_MIN", "must not exceed DB_POOL_MAX")

@@ -73,7 +73,11 @@ def check_url(url: str) -> None:
     _backend_class(url)
 
 
-def build_config(url: str, *, pool_min: int = 1, pool_max: int = 10) -> dict[str, Any]:
+def build_config(
+    url: str, *, pool_min: int = 1, pool_max: int = 10, statement_timeout: float | None = None
+) -> dict[str, Any]:
+    """Tortoise's configuration for ``url``; ``statement_timeout`` (seconds) is set on
+    every PostgreSQL connection (SQLite's is kept by its backend)."""
     if _backend_class(url) is SqliteBackend:
         path = sqlite_path(url) or ""
         extra = dict(parse_qsl(url.split("?", 1)[1])) if "?" in url else {}
@@ -98,6 +102,9 @@ def build_config(url: str, *, pool_min: int = 1, pool_max: int = 10) -> dict[str
         if "sslmode" in query:
             query["ssl"] = query.pop("sslmode")
         credentials.update(query)
+        if statement_timeout is not None:
+            milliseconds = max(1, round(statement_timeout * 1000))
+            credentials["server_settings"] = {"statement_timeout": str(milliseconds)}
         connection = {"engine": "tortoise.backends.asyncpg", "credentials": credentials}
     return {
         "connections": {"default": connection},
@@ -179,9 +186,16 @@ async def migrate(url: str) -> None:
             await Tortoise.close_connections()
 
 
-async def open_db(url: str, *, run_migrations: bool = True, **pool: int) -> Backend:
+async def open_db(
+    url: str,
+    *,
+    run_migrations: bool = True,
+    statement_timeout: float | None = None,
+    **pool: int,
+) -> Backend:
     """Open the database of ``url`` (migrated first unless told not to) and return its
-    backend, through which every statement goes."""
+    backend, through which every statement goes; a statement that runs longer than
+    ``statement_timeout`` seconds is stopped (StatementTimeoutError)."""
     if run_migrations:
         await migrate(url)
     else:
@@ -191,8 +205,10 @@ async def open_db(url: str, *, run_migrations: bool = True, **pool: int) -> Back
     # PostgreSQL (a test session over both backends) would send "?" placeholders to asyncpg.
     EXECUTOR_CACHE.clear()
     # Sanic runs listeners and requests in different tasks: the context must be global.
-    await Tortoise.init(config=build_config(url, **pool), _enable_global_fallback=True)
+    config = build_config(url, statement_timeout=statement_timeout, **pool)
+    await Tortoise.init(config=config, _enable_global_fallback=True)
     backend = _backend_class(url)(get_connections())
+    backend.statement_timeout = statement_timeout
     _open["backend"] = backend
     # Open the connection (the pool) now, in the start-up listener, rather than in the
     # first request (see the backends' fetch on why an opening must not be cancelled). A
@@ -205,7 +221,17 @@ async def open_db(url: str, *, run_migrations: bool = True, **pool: int) -> Back
 
 
 _closing: dict[str, asyncio.Future[None]] = {}
+
+
 _open: dict[str, Backend] = {}  # the backend of the database this process has open
+
+
+async def _close_connections(backend: Backend | None) -> None:
+    try:
+        if backend is not None:
+            await backend.close()
+    finally:
+        await Tortoise.close_connections()
 
 
 async def close_db() -> None:
@@ -220,7 +246,7 @@ async def close_db() -> None:
         backend = _open.pop("backend", None)
         if backend is not None:
             backend.forget_connections()
-        task = asyncio.ensure_future(Tortoise.close_connections())
+        task = asyncio.ensure_future(_close_connections(backend))
         _closing["task"] = task
     try:
         await asyncio.shield(task)

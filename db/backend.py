@@ -30,6 +30,7 @@ from db.errors import (
     DatabaseUnavailableError,
     NotFoundError,
     PreconditionFailedError,
+    StatementTimeoutError,
     TokenRejectedError,
 )
 from db.query import BookJSON, BookValues, Page, PageQuery
@@ -43,6 +44,31 @@ _AUTHOR_COUNT: Final = "SELECT n FROM book_author_count WHERE author = ?"
 _TOTAL_COUNT: Final = "SELECT n FROM book_count WHERE id = 1"
 _BOOK_ROW: Final = f"SELECT {schema.COLUMNS} FROM book WHERE id = ?"
 _INSERT: Final = "INSERT INTO book (title, author, published_date, price_cents, version)"
+
+# A filtered list's ``count`` (``Backend.count``) is exact when counting it costs little:
+# its matches are counted up to COUNT_SCAN_LIMIT + 1 (on SQLite under a budget of work,
+# whatever the plan reads; a search through its trigram index up to COUNT_EXACT_UP_TO + 1).
+# So a filter with at most COUNT_EXACT_UP_TO matches is counted exactly whenever an index
+# finds its matches without reading many rows that fail it (every single filter but a
+# search of one or two characters, which no index serves). Above, the count is an
+# estimate (``estimate_count``; a search's: ``db.sqlite``). ``Prefer: count=exact``
+# asks for every match, however long it takes up to the statement time limit.
+COUNT_EXACT_UP_TO: Final = 1_000
+COUNT_SCAN_LIMIT: Final = 10_000
+SAMPLE_BLOCKS: Final = 100
+SAMPLE_ROWS: Final = 10_000
+BOUNDED_COUNT: Final = "SELECT count(*) AS n FROM (SELECT 1 FROM book WHERE {where} LIMIT ?) AS m"
+# Each of min and max in a subquery of its own: SQLite reads one end of the primary key
+# for a lone min() or max(), but scans the table for both together.
+_SPAN: Final = (
+    "SELECT (SELECT min(id) FROM book) AS lo, (SELECT max(id) FROM book) AS hi,"
+    " (SELECT n FROM book_count WHERE id = 1) AS total"
+)
+_SAMPLE: Final = (
+    "WITH RECURSIVE s(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM s WHERE k + 1 < ?)"
+    " SELECT count(*) AS e, count(CASE WHEN {where} THEN 1 END) AS m"
+    " FROM s JOIN book ON book.id >= ? + s.k * ? AND book.id < ? + s.k * ? + ?"
+)
 
 
 def _position(row: Row, columns: Sequence[str]) -> list[Any]:
@@ -79,6 +105,9 @@ class Backend:
         self._handler: ConnectionHandler | None = handler
         self._touched: dict[str, float] = {}  # token digest -> when to refresh it again
         self._full_render = schema.render
+        # Seconds a statement may run before it is stopped (None: no limit); the server
+        # sets it from STATEMENT_TIMEOUT.
+        self.statement_timeout: float | None = None
 
     # -- what each backend provides ------------------------------------------------------
 
@@ -119,6 +148,9 @@ class Backend:
         """The database is closing: statements no longer reach it through this object."""
         self._handler = None
 
+    async def close(self) -> None:
+        """Close what the backend opened beside Tortoise's connections."""
+
     # -- shared ---------------------------------------------------------------------------
 
     async def ping(self) -> None:
@@ -130,19 +162,70 @@ class Backend:
     def render_json(self, row: Row) -> bytes:
         return orjson.dumps(self._full_render(row))
 
-    async def count(self, q: PageQuery, clauses: list[str], values: list[Any]) -> int:
+    async def count(self, q: PageQuery, clauses: list[str], values: list[Any]) -> tuple[int, bool]:
+        """``q``'s count and whether it is exact (see ``COUNT_EXACT_UP_TO``)."""
         flt = q.filter
         if flt.is_empty():
             rows = await self.fetch(_TOTAL_COUNT)
-            return int(rows[0]["n"]) if rows else 0
+            return (int(rows[0]["n"]) if rows else 0), True
         if flt.is_author_only():
             rows = await self.fetch(_AUTHOR_COUNT, [flt.author])
-            return int(rows[0]["n"]) if rows else 0
+            return (int(rows[0]["n"]) if rows else 0), True
         where = " AND ".join(clauses)
-        rows = await self.fetch(f"SELECT count(*) AS n FROM book WHERE {where}", values)
+        n = await self.bounded_count(where, values)
+        if n is not None and n <= COUNT_SCAN_LIMIT:
+            return n, True
+        if q.exact_count:
+            return await self.exact_count(where, values), True
+        return await self.estimate_count(where, values, at_least=0 if n is None else n)
+
+    async def bounded_count(self, where: str, values: Sequence[Any]) -> int | None:
+        """The matches of ``where`` up to COUNT_SCAN_LIMIT + 1; None when counting them
+        would cost more than a list page may (the backend decides)."""
+        rows = await self.fetch(BOUNDED_COUNT.format(where=where), [*values, COUNT_SCAN_LIMIT + 1])
         return int(rows[0]["n"])
 
-    def _rows_page(self, rows: list[Row], q: PageQuery, count: int | None) -> Page:
+    async def exact_count(self, where: str, values: Sequence[Any]) -> int:
+        """Every match of ``where``, however long it takes up to the statement time limit
+        (``StatementTimeoutError`` past it), without holding up other requests."""
+        try:
+            rows = await self.fetch(f"SELECT count(*) AS n FROM book WHERE {where}", values)
+        except StatementTimeoutError as exc:
+            raise StatementTimeoutError(exc.seconds, counting=True) from exc
+        return int(rows[0]["n"])
+
+    async def estimate_count(
+        self, where: str, values: Sequence[Any], *, at_least: int = 0
+    ) -> tuple[int, bool]:
+        """The matches of ``where`` estimated from a sample of the table whose size does
+        not grow with the table, and whether the answer happens to be exact.
+
+        The sample is SAMPLE_BLOCKS runs of consecutive ids spread evenly from the lowest
+        id to the highest, SAMPLE_ROWS ids in all, each run read by one seek of the
+        primary key (a recursive CTE makes the runs' starts): the estimate is the table's
+        kept row count times the share of sampled rows that match. A table whose ids span
+        no more than SAMPLE_ROWS is counted in full instead (exactly). The estimate is
+        kept between ``at_least`` (matches already counted) and the table's row count.
+        """
+        rows = await self.fetch(_SPAN)
+        lo, hi, total = rows[0]["lo"], rows[0]["hi"], int(rows[0]["total"] or 0)
+        if lo is None:
+            return 0, True
+        span = hi - lo + 1
+        if span <= SAMPLE_ROWS:
+            rows = await self.fetch(f"SELECT count(*) AS n FROM book WHERE {where}", values)
+            return int(rows[0]["n"]), True
+        step, width = span // SAMPLE_BLOCKS, SAMPLE_ROWS // SAMPLE_BLOCKS
+        rows = await self.fetch(
+            _SAMPLE.format(where=where), [SAMPLE_BLOCKS, *values, lo, step, lo, step, width]
+        )
+        examined, matched = int(rows[0]["e"]), int(rows[0]["m"])
+        estimate = round(total * matched / examined) if examined else 0
+        return max(at_least, min(total, estimate)), False
+
+    def _rows_page(
+        self, rows: list[Row], q: PageQuery, count: int | None, exact: bool = True
+    ) -> Page:
         """A page from up to ``q.limit + 1`` driver rows in the order of travel."""
         has_more = len(rows) > q.limit
         rows = rows[: q.limit]
@@ -151,10 +234,10 @@ class Backend:
         render = schema.renderer(q.fields)
         text = orjson.dumps([render(row) for row in rows])
         if not rows:
-            return Page(json=text, count=count, has_more=has_more)
+            return Page(json=text, count=count, has_more=has_more, count_exact=exact)
         cols = query.columns(q.ordering)
         first, last = _position(rows[0], cols), _position(rows[-1], cols)
-        return Page(json=text, count=count, has_more=has_more, first=first, last=last)
+        return Page(text, count, has_more, first, last, exact)
 
     async def _book_row(self, book_id: int, statement: str = _BOOK_ROW) -> Row:
         if not 0 < book_id <= schema.INT_MAX:

@@ -36,3 +36,15 @@ class DatabaseFaultError(DatabaseUnavailableError):
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
         self.reason = reason
+
+
+class StatementTimeoutError(DatabaseError):
+    """A statement ran past the statement time limit and was stopped.
+
+    ``counting``: it was the exact count of a list's matches (``Prefer: count=exact``).
+    """
+
+    def __init__(self, seconds: float | None, *, counting: bool = False) -> None:
+        super().__init__(f"statement stopped after {seconds} s")
+        self.seconds = seconds
+        self.counting = counting

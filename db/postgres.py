@@ -2,8 +2,10 @@
 
 Statements are written once with ``?`` placeholders (``db.query``, ``db.backend``);
 asyncpg wants ``$1``-style ones: the text is rewritten once per distinct statement and
-cached. A search is ``ILIKE`` over the ``pg_trgm`` indexes (migration 0002), counted
-exactly.
+cached. A search is ``ILIKE`` over the ``pg_trgm`` indexes (migration 0002). A
+statement past the statement time limit is stopped by the server: ``statement_timeout``
+is set on every connection of the pool (``db.build_config``); an exact count runs on a
+connection of the pool like any statement, so it holds up no other request.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from tortoise.exceptions import DBConnectionError
 
 from db import query, schema
 from db.backend import Backend, Row, is_open
-from db.errors import DatabaseUnavailableError
+from db.errors import DatabaseUnavailableError, StatementTimeoutError
 from db.query import BookJSON, Page, PageQuery
 
 # The connection failed, not the statement: the server unreachable, restarting or failing
@@ -77,6 +79,8 @@ class PostgresBackend(Backend):
             if not is_open(client):
                 call = asyncio.shield(call)
             return await call
+        except asyncpg.QueryCanceledError as exc:  # statement_timeout (set on the pool)
+            raise StatementTimeoutError(self.statement_timeout) from exc
         except _UNAVAILABLE as exc:
             raise DatabaseUnavailableError(str(exc)) from exc
 
@@ -85,7 +89,7 @@ class PostgresBackend(Backend):
 
     async def list_books(self, q: PageQuery) -> Page:
         clauses, values = query.where(q.filter, self.like, _same)
-        count = await self.count(q, clauses, values) if q.with_count else None
+        count, exact = await self.count(q, clauses, values) if q.with_count else (None, True)
         params = list(values)
         if q.after is not None:
             params += query.keyset_values(q.after, q.ordering, _same)
@@ -99,7 +103,7 @@ class PostgresBackend(Backend):
             q.after is not None,
         )
         rows = list(await self.fetch(statement, [*params, q.limit + 1, q.offset]))
-        return self._rows_page(rows, q, count)
+        return self._rows_page(rows, q, count, exact)
 
     async def bulk_load(
         self,
@@ -111,6 +115,8 @@ class PostgresBackend(Backend):
     ) -> tuple[int, int]:
         client = self._client()
         async with client.acquire_connection() as raw, raw.transaction():
+            # The pool's statement_timeout is for requests, not for a seed.
+            await raw.execute("SET LOCAL statement_timeout = 0")
             # Writers wait for the seed rather than taking ids from under it.
             await raw.execute("LOCK TABLE book IN SHARE ROW EXCLUSIVE MODE")
             if replace:
@@ -132,4 +138,7 @@ class PostgresBackend(Backend):
                 "(SELECT coalesce(max(id), 1) FROM book), (SELECT count(*) > 0 FROM book))"
             )
             total = int(await raw.fetchval("SELECT count(*) FROM book"))
+            # Statistics now, not when autovacuum gets to it: planned without them, a
+            # bounded count of a narrow price range read the whole table in id order.
+            await raw.execute("ANALYZE book")
         return first, total

@@ -56,6 +56,9 @@ class PageQuery:
     after: tuple[Any, ...] | None = None
     backwards: bool = False
     with_count: bool = True
+    # ``Prefer: count=exact``: count every match, however many (up to the statement time
+    # limit), rather than estimate above ``db.backend.COUNT_EXACT_UP_TO``.
+    exact_count: bool = False
     # The fields of each book's JSON form, in ``schema.NAMES`` order.
     fields: tuple[str, ...] = NAMES
 
@@ -70,6 +73,7 @@ class Page:
     # cursor carries them: dates as ISO text); None on an empty page.
     first: list[Any] | None = None
     last: list[Any] | None = None
+    count_exact: bool = True  # False: ``count`` is an estimate
 
 
 @dataclass(slots=True)

@@ -24,10 +24,13 @@ import asyncio
 import datetime as dt
 import functools
 import importlib
+import math
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
+import aiosqlite
 import orjson
 from tortoise import connections
 from tortoise.backends.sqlite.client import SqliteClient
@@ -35,8 +38,15 @@ from tortoise.exceptions import DBConnectionError, IntegrityError, OperationalEr
 from tortoise.transactions import in_transaction
 
 from db import query, schema
-from db.backend import Backend, Row, is_open
-from db.errors import DatabaseUnavailableError
+from db.backend import (
+    BOUNDED_COUNT,
+    COUNT_EXACT_UP_TO,
+    COUNT_SCAN_LIMIT,
+    Backend,
+    Row,
+    is_open,
+)
+from db.errors import DatabaseUnavailableError, StatementTimeoutError
 from db.query import BookFilter, BookJSON, Page, PageQuery
 
 # Each kind of field as SQL that gives its JSON value. Prices are never negative (the API
@@ -97,8 +107,18 @@ def _gathered(page_sql: str, ordering: query.Ordering) -> str:
 _FTS_SOURCE: Final = (
     "(SELECT rowid AS hit FROM book_search WHERE book_search MATCH ?) JOIN book ON id = hit"
 )
-# A search's count is exact up to this many matches and estimated above it.
-SEARCH_EXACT_COUNT: Final = 500
+# A search's count is exact up to this many matches and estimated above it from how far
+# into the ids the first of them reach.
+SEARCH_EXACT_COUNT: Final = COUNT_EXACT_UP_TO
+# SQLite calls a connection's progress handler every _STEPS virtual-machine instructions
+# of a statement (some 0.1-0.5 ms of work): a list page or a detail read takes fewer and
+# never calls it. A bounded count may run _COUNT_BUDGET of those periods (counting 10,000
+# entries of an index takes some 70,000 instructions) before it is stopped and estimated.
+_STEPS: Final = 10_000
+_COUNT_BUDGET: Final = 20
+# The connection that counts exactly (``Prefer: count=exact``) keeps a smaller page cache
+# than the main one: its scans read from the OS page cache.
+_COUNTER_PRAGMAS: Final = {"cache_size": -2000, "query_only": "ON"}
 
 _BOOK_JSON: Final = (
     f"SELECT id, version, {_json_object(schema.NAMES)} AS json FROM book WHERE id = ?"
@@ -124,6 +144,63 @@ _SEED_INSERT: Final = (
     "INSERT INTO book (id, title, author, published_date, price_cents, version) "
     "VALUES (?, ?, ?, ?, ?, 1)"
 )
+
+
+class _OverBudgetError(Exception):
+    """A bounded statement did more work than its budget allowed (it was stopped)."""
+
+
+class _Guard:
+    """A connection's progress handler, and what aiosqlite's thread runs each statement
+    through (``run``): a statement is stopped once past its deadline, or once it has
+    used its budget of progress-handler periods.
+
+    Its state is the statement's, set and reset in the connection's own thread around
+    each statement (aiosqlite runs one at a time), so it needs no lock.
+    """
+
+    __slots__ = ("budget", "deadline", "installed", "stopped")
+
+    def __init__(self) -> None:
+        self.deadline = math.inf
+        self.budget = -1  # periods left; -1: no budget
+        self.stopped = ""
+        self.installed: sqlite3.Connection | None = None
+
+    def __call__(self) -> int:
+        if self.budget >= 0:
+            self.budget -= 1
+            if self.budget < 0:
+                self.stopped = "budget"
+                return 1
+        if time.monotonic() > self.deadline:
+            self.stopped = "time"
+            return 1
+        return 0
+
+    def run(
+        self,
+        conn: sqlite3.Connection,
+        deadline: float,
+        budget: int,
+        timeout: float | None,
+        sql: str,
+        values: Sequence[Any],
+    ) -> list[Any]:
+        if self.installed is not conn:  # a new connection (Tortoise opened it again)
+            conn.set_progress_handler(self, _STEPS)
+            self.installed = conn
+        self.deadline, self.budget, self.stopped = deadline, budget, ""
+        try:
+            return conn.execute(sql, values).fetchall()
+        except sqlite3.OperationalError:
+            if self.stopped == "time":
+                raise StatementTimeoutError(timeout) from None
+            if self.stopped == "budget":
+                raise _OverBudgetError() from None
+            raise
+        finally:
+            self.deadline, self.budget = math.inf, -1
 
 
 def _fts_phrase(flt: BookFilter) -> str | None:
@@ -156,25 +233,48 @@ class SqliteBackend(Backend):
     def _client(self) -> Any:
         return (self._handler or connections).get("default")
 
-    async def fetch(self, sql: str, values: Sequence[Any] = ()) -> Sequence[Row]:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._guard = _Guard()
+        self._counter: aiosqlite.Connection | None = None
+        self._counter_guard = _Guard()
+        self._counter_opening = asyncio.Lock()
+
+    def _deadline(self) -> float:
+        timeout = self.statement_timeout
+        return math.inf if timeout is None else time.monotonic() + timeout
+
+    async def fetch(self, sql: str, values: Sequence[Any] = (), budget: int = -1) -> Sequence[Row]:
+        """Rows of one statement, stopped past the statement time limit; with a
+        ``budget`` (progress-handler periods), _OverBudgetError once it has used it."""
         client = self._client()
         try:
             # Inside in_transaction(), get() gives the transaction's own client, never a
             # SqliteClient: its statements take Tortoise's path below.
             if (
                 type(client) is SqliteClient
-                and client._connection is not None
+                and (conn := client._connection) is not None
                 and not client._lock.locked()
             ):
                 # Nobody holds the lock (see the module's docstring): straight onto the
-                # connection's queue. sqlite3's errors become Tortoise's, as its own
-                # translate_exceptions does.
+                # connection's queue, through the guard. sqlite3's errors become
+                # Tortoise's, as its own translate_exceptions does.
                 try:
-                    return await client._connection.execute_fetchall(sql, values)
+                    return await conn._execute(
+                        self._guard.run,
+                        conn._conn,
+                        self._deadline(),
+                        budget,
+                        self.statement_timeout,
+                        sql,
+                        values,
+                    )
                 except sqlite3.OperationalError as exc:
                     raise OperationalError(exc) from exc
                 except sqlite3.IntegrityError as exc:
                     raise IntegrityError(exc) from exc
+            if budget >= 0:  # a transaction holds the connection: count beside it
+                return await self._fetch_counting(sql, values, budget)
             call = client.execute_query(sql, list(values))
             # A statement that finds no connection makes Tortoise open it. Cancelled
             # halfway (a client hanging up cancels its request), that opening left a
@@ -185,52 +285,145 @@ class SqliteBackend(Backend):
         except (DBConnectionError, ConnectionError, OSError) as exc:
             raise DatabaseUnavailableError(str(exc)) from exc
 
+    async def _fetch_counting(
+        self, sql: str, values: Sequence[Any], budget: int = -1
+    ) -> Sequence[Row]:
+        """Rows of one statement on the connection that counts.
+
+        A worker has one connection to serve its requests, and aiosqlite runs its
+        statements one at a time: an exact count of a million matches there would hold up
+        every request behind it until it ended. It runs on a second connection of its
+        own (a thread of its own, reading only), opened when first needed, with the same
+        pragmas; the deadline is counted from when the request asked, so a count that
+        waited for another one is stopped as soon as its time is up.
+        """
+        deadline = self._deadline()
+        conn = self._counter or await self._open_counter()
+        try:
+            return await conn._execute(
+                self._counter_guard.run,
+                conn._conn,
+                deadline,
+                budget,
+                self.statement_timeout,
+                sql,
+                values,
+            )
+        except sqlite3.OperationalError as exc:
+            raise OperationalError(exc) from exc
+
+    async def _open_counter(self) -> aiosqlite.Connection:
+        async with self._counter_opening:
+            if self._counter is None:
+                client = self._client()
+                conn = aiosqlite.connect(client.filename, isolation_level=None)
+                # Its thread must not keep a process alive that never closed it.
+                conn._thread.daemon = True
+                await conn
+                conn._conn.row_factory = sqlite3.Row
+                for pragma, value in {**client.pragmas, **_COUNTER_PRAGMAS}.items():
+                    await conn.execute(f"PRAGMA {pragma}={value}")
+                self._counter = conn
+            return self._counter
+
+    async def close(self) -> None:
+        conn, self._counter = self._counter, None
+        if conn is not None:
+            conn._conn.interrupt()  # a count running now stops at once
+            await conn.close()
+
     async def book_json(self, book_id: int) -> BookJSON:
         row = await self._book_row(book_id, _BOOK_JSON)
         return BookJSON(row[0], row[1], row[2].encode())
 
-    async def _search_count(self, phrase: str, clauses: list[str], values: list[Any]) -> int:
-        """The count of a search read through the trigram index (``_FTS_SOURCE``).
+    async def bounded_count(self, where: str, values: Sequence[Any]) -> int | None:
+        """Counted on the worker's connection, stopped once it has used _COUNT_BUDGET:
+        what bounds it is the work done, whichever index the plan reads (a price range
+        alone reads only the matches from its index; two filters may read many rows that
+        fail the second)."""
+        try:
+            rows = await self.fetch(
+                BOUNDED_COUNT.format(where=where),
+                [*values, COUNT_SCAN_LIMIT + 1],
+                budget=_COUNT_BUDGET,
+            )
+        except _OverBudgetError:
+            return None
+        return int(rows[0]["n"])
 
-        Exact up to SEARCH_EXACT_COUNT matches. Above it, estimated from how far into the
-        ids the first SEARCH_EXACT_COUNT + 1 matches reach, taking the matches to be spread
-        evenly over the ids: counting every match of a common word costs time in
-        proportion to the table. One statement either way.
+    async def exact_count(self, where: str, values: Sequence[Any]) -> int:
+        return await self._exact(f"SELECT count(*) AS n FROM book WHERE {where}", values)
+
+    async def _exact(self, sql: str, values: Sequence[Any]) -> int:
+        try:
+            rows = await self._fetch_counting(sql, values)
+        except StatementTimeoutError as exc:
+            raise StatementTimeoutError(exc.seconds, counting=True) from exc
+        return int(rows[0]["n"])
+
+    async def count(self, q: PageQuery, clauses: list[str], values: list[Any]) -> tuple[int, bool]:
+        phrase = _fts_phrase(q.filter)
+        if phrase is None:
+            return await super().count(q, clauses, values)
+        found = await self._search_count(phrase, clauses, values, q.exact_count)
+        if found is not None:
+            return found
+        where = " AND ".join(clauses)  # the index finds too many rows that fail the rest
+        if q.exact_count:
+            return await self.exact_count(where, values), True
+        return await self.estimate_count(where, values)
+
+    async def _search_count(
+        self, phrase: str, clauses: list[str], values: list[Any], exact: bool
+    ) -> tuple[int, bool] | None:
+        """The count of a search read through the trigram index (``_FTS_SOURCE``); None
+        when the matches the index finds mostly fail the other filters, too many to read
+        within the budget.
+
+        Exact up to SEARCH_EXACT_COUNT matches (and with ``exact``). Above it, estimated
+        from how far into the ids the first SEARCH_EXACT_COUNT + 1 matches reach, taking
+        the matches to be spread evenly over the ids: counting every match of a common
+        word costs time in proportion to the table. One bounded statement either way.
         """
         over = SEARCH_EXACT_COUNT + 1
         where = " AND ".join(clauses)
+        exact_sql = f"SELECT count(*) AS n FROM {_FTS_SOURCE} WHERE {where}"
         if len(clauses) == 1:  # the search's own LIKE: the index alone bounds the count
             capped = "SELECT rowid AS hit FROM book_search WHERE book_search MATCH ? ORDER BY rowid"
             capped_values = [phrase]
-            exact = f"(SELECT count(*) FROM {_FTS_SOURCE} WHERE {where})"
+            exact_now = f"({exact_sql})"
             exact_values = [phrase, *values]
         else:
             capped = f"SELECT hit FROM {_FTS_SOURCE} WHERE {where} ORDER BY hit"
             capped_values = [phrase, *values]
-            exact, exact_values = "n", []
-        rows = await self.fetch(
-            f"SELECT CASE WHEN n < ? THEN {exact} END AS exact, r,"
-            " (SELECT min(id) FROM book) AS lo, (SELECT max(id) FROM book) AS hi,"
-            " (SELECT n FROM book_count WHERE id = 1) AS total"
-            f" FROM (SELECT count(*) AS n, max(hit) AS r FROM ({capped} LIMIT ?))",
-            [over, *exact_values, *capped_values, over],
-        )
+            exact_now, exact_values = "n", []
+        try:
+            rows = await self.fetch(
+                f"SELECT CASE WHEN n < ? THEN {exact_now} END AS exact, r,"
+                " (SELECT min(id) FROM book) AS lo, (SELECT max(id) FROM book) AS hi,"
+                " (SELECT n FROM book_count WHERE id = 1) AS total"
+                f" FROM (SELECT count(*) AS n, max(hit) AS r FROM ({capped} LIMIT ?))",
+                [over, *exact_values, *capped_values, over],
+                budget=_COUNT_BUDGET,
+            )
+        except _OverBudgetError:
+            return None
         row = rows[0]
         if row["exact"] is not None:
-            return int(row["exact"])
+            return int(row["exact"]), True
+        if exact:
+            return await self._exact(exact_sql, [phrase, *values]), True
         lo, hi, reached = row["lo"], row["hi"], row["r"]
         estimate = round(over * (hi - lo + 1) / (reached - lo + 1))
-        return max(over, min(int(row["total"] or 0), estimate))
+        return max(over, min(int(row["total"] or 0), estimate)), False
 
     async def list_books(self, q: PageQuery) -> Page:
         clauses, values = query.where(q.filter, self.like, _iso)
         phrase = _fts_phrase(q.filter)
         count: int | None = None
+        exact = True
         if q.with_count:
-            if phrase:
-                count = await self._search_count(phrase, clauses, values)
-            else:
-                count = await self.count(q, clauses, values)
+            count, exact = await self.count(q, clauses, values)
         source, id_column = (_FTS_SOURCE, "hit") if phrase else ("book", "id")
         params = [phrase, *values] if phrase else values
         if q.after is not None:
@@ -246,7 +439,10 @@ class SqliteBackend(Backend):
         )
         params += [q.limit + 1, q.offset]
         rows = await self.fetch(_gathered(statement, q.ordering), params)
-        return _split_page(rows[0], q, count)
+        page = _split_page(rows[0], q, count)
+        if not exact:
+            page.count_exact = False
+        return page
 
     async def check_counts(self, *, thorough: bool = False) -> tuple[int, int, int | None]:
         rows, counter, _ = await super().check_counts()

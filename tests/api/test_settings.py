@@ -66,6 +66,10 @@ def test_workers_auto_is_the_cpu_count() -> None:
         ("REQUEST_TIMEOUT", "-1"),
         ("KEEP_ALIVE_TIMEOUT", "soon"),
         ("DB_POOL_MAX", "0"),
+        ("MAX_OFFSET", "-1"),
+        ("MAX_OFFSET", "1e5"),
+        ("STATEMENT_TIMEOUT", "0"),
+        ("STATEMENT_TIMEOUT", "5s"),
     ],
 )
 def test_a_bad_value_names_the_variable(name: str, value: str) -> None:
@@ -74,6 +78,12 @@ def test_a_bad_value_names_the_variable(name: str, value: str) -> None:
     message = str(info.value)
     assert message.startswith(f"{name}: ")
     assert "\n" not in message
+
+
+def test_offset_depth_and_statement_time_limit() -> None:
+    assert (Settings().max_offset, Settings().statement_timeout) == (100_000, 5.0)
+    settings = Settings.from_env({"MAX_OFFSET": "5000", "STATEMENT_TIMEOUT": "0.25"})
+    assert (settings.max_offset, settings.statement_timeout) == (5000, 0.25)
 
 
 def test_pool_min_above_max_is_refused() -> None:
