@@ -4,7 +4,7 @@
 #   docker run -p 8000:8000 -v bookshelf-data:/data bookshelf      # SQLite in /data
 #   docker run -p 8000:8000 -e DATABASE_URL=postgres://... -e REDIS_URL=redis://... bookshelf
 #
-# tests/test_container_recipe.py replays this file's COPY, RUN, ENV, ENTRYPOINT, CMD and
+# tests/e2e/test_container_recipe.py replays this file's COPY, RUN, ENV, ENTRYPOINT, CMD and
 # HEALTHCHECK lines in a fresh virtualenv and starts the server with them: keep each RUN a
 # plain shell command, and paths under /src, /opt/venv and /data.
 

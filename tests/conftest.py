@@ -1,5 +1,13 @@
 """Every test gets its own app over its own database, started once through ASGI lifespan.
 
+The tests are grouped the way the code is: ``tests/api/`` drives the app in process through
+the ``client`` fixture below; ``tests/db/`` tests the data layer (``db`` fixture, or the
+backends directly); ``tests/e2e/`` starts real server processes and the CLI
+(tests/server_process.py). Shared helpers stay at this level: tests/helpers.py (books,
+pages, cursors), tests/backends.py, tests/faults.py. The folders have no ``__init__.py``:
+pytest puts each test module's folder and this one on ``sys.path``, so a test module's name
+must be unique across the folders.
+
 A test that uses the database runs once per backend (``[sqlite]``, plus ``[postgres]`` when
 TEST_DATABASE_URL is set; see tests/backends.py). A test meant for one backend only
 overrides the parameter: ``@pytest.mark.parametrize("backend", ["sqlite"])``.

@@ -1,8 +1,12 @@
-"""Shared helpers for the books tests: building books, bulk-loading rows, walking pages."""
+"""Shared helpers for the books tests: building books, bulk-loading rows, walking pages,
+making cursors and the expected order of rows."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import json
+from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -91,3 +95,50 @@ def ids(items: list[dict[str, Any]]) -> list[int]:
 
 def book_fields(item: dict[str, Any]) -> dict[str, Any]:
     return {k: item[k] for k in WRITABLE}
+
+
+def sort_key(ordering: str | None):  # type: ignore[no-untyped-def]
+    """The rows' expected order, computed in Python: the fields then the id tie-break."""
+    parts = [p for p in (ordering or "").split(",") if p]
+    keys: list[tuple[str, bool]] = []
+    for part in parts:
+        desc = part.startswith("-")
+        name = part.lstrip("-")
+        keys.append((name, desc))
+        if name == "id":
+            break
+    if not any(name == "id" for name, _ in keys):
+        keys.append(("id", False))
+
+    def value(item: dict[str, Any], name: str) -> Any:
+        return Decimal(item[name]) if name == "price" else item[name]
+
+    def order(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out = list(items)
+        for name, desc in reversed(keys):
+            out.sort(key=lambda item, n=name: value(item, n), reverse=desc)
+        return out
+
+    return order
+
+
+def encode(doc: Any) -> str:
+    """``doc`` as a cursor parameter's text (unpadded URL-safe base64 of its JSON)."""
+    return base64.urlsafe_b64encode(json.dumps(doc).encode()).rstrip(b"=").decode()
+
+
+async def offset_walk(
+    client: httpx.AsyncClient, params: dict[str, Any], limit: int
+) -> list[dict[str, Any]]:
+    """Every row of the list for ``params``, page by page with limit and offset."""
+    rows: list[dict[str, Any]] = []
+    offset = 0
+    while True:
+        response = await client.get("/books/", params={**params, "limit": limit, "offset": offset})
+        assert response.status_code == 200, response.text
+        page = response.json()
+        rows += page["results"]
+        if page["next"] is None:
+            return rows
+        assert query(page["next"])["offset"] == [str(offset + limit)]
+        offset += limit

@@ -1,8 +1,10 @@
 """Start the real server (`python main.py serve`) on 127.0.0.1 for tests where workers,
-signals or sockets matter, and always stop it."""
+signals or sockets matter, and always stop it; with what those tests share (a book body, a
+token on a fresh database, waiting for /readyz)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -13,10 +15,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from db import close_db, open_db, tokens
+
 ROOT = Path(__file__).resolve().parent.parent
+# A valid book body for writes to a real server.
+BOOK = {"title": "T", "author": "A", "published_date": "2020-01-01", "price": "1.00"}
 
 
 def free_port() -> int:
@@ -121,3 +128,26 @@ def running_server(tmp_path: Path, env: dict[str, str] | None = None) -> Iterato
         yield server
     finally:
         stop(server.process)
+
+
+def make_token(url: str) -> dict[str, str]:
+    """Migrate the database at ``url`` and give a new token's Authorization header."""
+
+    async def create() -> str:
+        await open_db(url, pool_min=1, pool_max=1)
+        try:
+            return await tokens.create_token(name="writer")
+        finally:
+            await close_db()
+
+    return {"Authorization": f"Token {asyncio.run(create())}"}
+
+
+def readyz(server: Server, status: int) -> dict[str, Any]:
+    """/readyz's body once it answers ``status`` (it re-checks at most once a second)."""
+    for _ in range(50):
+        response = httpx.get(f"{server.url}/readyz", timeout=10)
+        if response.status_code == status:
+            return dict(response.json())
+        time.sleep(0.1)
+    raise AssertionError(f"/readyz still {response.status_code}: {response.text}")

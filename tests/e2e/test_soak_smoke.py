@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 pytest.importorskip("psutil", reason="the soak needs the bench extra (psutil)")
 pytest.importorskip("matplotlib", reason="the soak needs the bench extra (matplotlib)")

@@ -26,7 +26,7 @@ import httpx
 import pytest
 from server_process import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
 ENTRYPOINT_SCRIPT = ROOT / "deploy" / "entrypoint.sh"
 # The container paths the replay knows how to move into a temporary folder.

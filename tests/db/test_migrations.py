@@ -14,7 +14,7 @@ from backends import TEST_DATABASE_URL, PostgresSchema
 
 from db.query import BookFilter, PageQuery
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS = ["0001_initial", "0002_indexes_search_count", "0003_author_count_cover"]
 AT_ONCE = 4
 

@@ -1,12 +1,12 @@
-"""Structured logs: the access line when ACCESS_LOG is on, and an unexpected exception
-logged once with its traceback behind the contract's opaque 500."""
+"""Structured logs: an unexpected exception logged once with its traceback behind the
+contract's opaque 500, and the JSON form of a log line. The access line of the real server
+is in tests/e2e/test_access_log.py."""
 
 from __future__ import annotations
 
 import json
 import logging
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -16,7 +16,6 @@ from api import Settings, create_app
 from api.errors import SERVER_ERROR
 from api.logs import CompactJSONFormatter
 from tests.conftest import serving
-from tests.server_process import running_server
 
 
 @pytest.fixture
@@ -57,28 +56,3 @@ def test_log_lines_are_json_objects() -> None:
     line = json.loads(CompactJSONFormatter().format(record))
     assert line["message"] == "GET / 200" and line["request_id"] == "abc"
     assert line["level"] == "INFO" and "timestamp" in line
-
-
-@pytest.mark.server
-def test_access_log_lines_when_enabled(tmp_path: Path) -> None:
-    with running_server(tmp_path, {"ACCESS_LOG": "true"}) as server:
-        httpx.get(f"{server.url}/books/7/", headers={"X-Request-ID": "trace-me"})
-        log = server.log()
-    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
-    access = [
-        line
-        for line in lines
-        if line.get("name") == "bookshelf.access" and line.get("request_id") == "trace-me"
-    ]
-    assert len(access) == 1, log
-    entry = access[0]
-    assert entry["method"] == "GET" and entry["route"] == "/books/<id>" and entry["status"] == 404
-    assert isinstance(entry["duration_ms"], float)
-
-
-@pytest.mark.server
-def test_access_log_is_off_by_default(tmp_path: Path) -> None:
-    with running_server(tmp_path) as server:
-        httpx.get(f"{server.url}/books/")
-        log = server.log()
-    assert "bookshelf.access" not in log

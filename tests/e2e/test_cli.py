@@ -15,7 +15,7 @@ import pytest
 
 from db import tokens
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 KEY_RE = re.compile(r"^[A-Za-z0-9_-]{40,}$")
 
 

@@ -1,13 +1,12 @@
 """Rate limiting: DRF's 429 body with Retry-After, per token else per IP, one budget per
-instance (shared memory across workers) or per cluster (Redis), surviving Redis outages."""
+instance (shared memory across workers) or per cluster (Redis), surviving Redis outages.
+The workers of a real server sharing one budget: tests/e2e/test_ratelimit_workers.py."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -18,7 +17,6 @@ from api.ratelimit import LocalBudget, RedisBudget
 from api.settings import RateLimit
 from db import tokens
 from tests.conftest import app_client
-from tests.server_process import running_server
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL")
 needs_redis = pytest.mark.skipif(not REDIS_URL, reason="TEST_REDIS_URL is not set")
@@ -110,20 +108,3 @@ async def test_redis_down_keeps_serving_and_logs_once(caplog: pytest.LogCaptureF
     assert waits[:2] == [0.0, 0.0] and waits[2] > 0
     warnings = [r for r in caplog.records if "Redis unreachable" in r.getMessage()]
     assert len(warnings) == 1
-
-
-@pytest.mark.server
-def test_workers_of_one_instance_share_one_budget(tmp_path: Path) -> None:
-    env = {"WORKERS": "2", "RATE_LIMIT": "20/min"}
-    with running_server(tmp_path, env) as server:
-        # Fresh connections land on both workers; together they get 20, not 40.
-        async def burst() -> list[int]:
-            no_reuse = httpx.Limits(max_keepalive_connections=0)
-            async with httpx.AsyncClient(base_url=server.url, limits=no_reuse, timeout=30) as c:
-                responses = await asyncio.gather(*(c.get("/books/") for _ in range(40)))
-            return [r.status_code for r in responses]
-
-        statuses = asyncio.run(burst())
-    # /readyz polling at start-up is exempt, so exactly 20 fit the budget.
-    assert statuses.count(200) == 20, statuses
-    assert statuses.count(429) == 20

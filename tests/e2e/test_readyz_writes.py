@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import sqlite3
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,39 +20,13 @@ import httpx
 import pytest
 from backends import TEST_DATABASE_URL, with_query
 from faults import a_database, fill, read_only, tmpfs
-from server_process import Server, running_server
+from server_process import BOOK, Server, make_token, readyz, running_server
 
 from api.errors import _translate
-from db import close_db, open_db, tokens
-
-BOOK = {"title": "T", "author": "A", "published_date": "2020-01-01", "price": "1.00"}
-
-
-def make_token(url: str) -> dict[str, str]:
-    """Migrate the database at ``url`` and give a new token's Authorization header."""
-
-    async def create() -> str:
-        await open_db(url, pool_min=1, pool_max=1)
-        try:
-            return await tokens.create_token(name="writer")
-        finally:
-            await close_db()
-
-    return {"Authorization": f"Token {asyncio.run(create())}"}
 
 
 def post(server: Server, auth: dict[str, str]) -> httpx.Response:
     return httpx.post(f"{server.url}/books/", json=BOOK, headers=auth, timeout=10)
-
-
-def readyz(server: Server, status: int) -> dict[str, Any]:
-    """/readyz's body once it answers ``status`` (it re-checks at most once a second)."""
-    for _ in range(50):
-        response = httpx.get(f"{server.url}/readyz", timeout=10)
-        if response.status_code == status:
-            return dict(response.json())
-        time.sleep(0.1)
-    raise AssertionError(f"/readyz still {response.status_code}: {response.text}")
 
 
 def fault_lines(server: Server) -> list[dict[str, Any]]:

@@ -13,8 +13,7 @@ import httpx
 import pytest
 from backends import TEST_DATABASE_URL, PostgresSchema
 from faults import tcp_proxy
-from server_process import free_port, running_server
-from test_readyz_writes import BOOK, make_token, readyz
+from server_process import BOOK, free_port, make_token, readyz, running_server
 
 pytestmark = pytest.mark.skipif(TEST_DATABASE_URL is None, reason="TEST_DATABASE_URL is not set")
 
