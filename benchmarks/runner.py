@@ -377,7 +377,11 @@ def run_group(
             infos.append(info)
             log(f"rows={rows:,}: seeding")
             data[rows] = ds.prepare(
-                rows, seed=config.seed, database_url=config.database_url, work_dir=work_dir
+                rows,
+                seed=config.seed,
+                database_url=config.database_url,
+                work_dir=work_dir,
+                log=log,
             )
             info["seed_seconds"] = round(data[rows].seed_seconds, 1)
             log(f"rows={rows:,}: seeded in {data[rows].seed_seconds:.1f} s")
