@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from benchmarks import loadgen
+from benchmarks import loadgen, matrix
 from benchmarks.runner import RESULTS_DIR, Config, run
 from benchmarks.scenarios import SCENARIOS, TARGETS
 
@@ -37,6 +37,24 @@ def _names(known: Sequence[str]) -> Callable[[str], tuple[str, ...]]:
     return parse
 
 
+def _scenarios(text: str) -> tuple[str, ...]:
+    """Scenario names; ``matrix`` stands for every scenario of the list-shape matrix."""
+    names: list[str] = []
+    for name in (n.strip() for n in text.split(",") if n.strip()):
+        if name == "matrix":
+            names += matrix.MATRIX
+        elif name in matrix.ALL:
+            names.append(name)
+        else:
+            raise argparse.ArgumentTypeError(
+                f"unknown scenario {name!r}; choose from {', '.join(SCENARIOS)}, matrix, "
+                "or a matrix scenario (python -m benchmarks --list-matrix)"
+            )
+    if not names:
+        raise argparse.ArgumentTypeError("give at least one scenario")
+    return tuple(dict.fromkeys(names))
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks",
@@ -45,9 +63,24 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--scenarios",
-        type=_names(list(SCENARIOS)),
+        type=_scenarios,
         default=tuple(SCENARIOS),
-        help=f"comma-separated, in this order by default: {', '.join(SCENARIOS)}",
+        help=f"comma-separated, in this order by default: {', '.join(SCENARIOS)}; "
+        f"'matrix' adds the {len(matrix.MATRIX)} list shapes of the matrix "
+        "(see benchmarks/README.md)",
+    )
+    p.add_argument(
+        "--matrix-sample",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run only N of the matrix scenarios chosen, the same N on every machine "
+        "(0: all that --scenarios names)",
+    )
+    p.add_argument(
+        "--list-matrix",
+        action="store_true",
+        help="print the matrix scenarios (after --matrix-sample) and exit",
     )
     p.add_argument(
         "--concurrency", type=_ints, default=(64,), help="open connections, a list (default 64)"
@@ -109,6 +142,23 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.matrix_sample < 0:
+        print("benchmarks: --matrix-sample takes a positive count", file=sys.stderr)  # noqa: T201
+        return 2
+    if args.matrix_sample:
+        chosen = set(
+            matrix.sample([n for n in args.scenarios if n in matrix.MATRIX], args.matrix_sample)
+        )
+        args.scenarios = tuple(n for n in args.scenarios if n not in matrix.MATRIX or n in chosen)
+    if args.list_matrix:
+        names = [n for n in args.scenarios if n in matrix.MATRIX] or (
+            matrix.sample(matrix.MATRIX, args.matrix_sample)
+            if args.matrix_sample
+            else list(matrix.MATRIX)
+        )
+        for name in names:
+            print(name)  # noqa: T201
+        return 0
     if loadgen.wrk_path() is None:
         print(  # noqa: T201
             "benchmarks: wrk is not installed (Debian: apt-get install wrk)", file=sys.stderr

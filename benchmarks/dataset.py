@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from benchmarks.scenarios import Target
 from benchmarks.servers import ROOT, http_get
@@ -26,6 +29,7 @@ from db import sqlite_path
 from db.seed import SEARCH_TERMS, book_for
 
 CURSOR_DEPTHS: Final = (0.25, 0.5, 0.75)
+_PROGRESS: Final = re.compile(r"seeding: ([\d,]+)/")
 
 
 @dataclass(frozen=True)
@@ -66,20 +70,100 @@ def main_py(args: list[str], database_url: str, timeout: float = 600) -> str:
     return done.stdout
 
 
+def seed_timeout(rows: int) -> float:
+    """How long a seed of ``rows`` may take before it is stopped: ten minutes plus a
+    millisecond a row (PostgreSQL seeds about 20,000 rows/s on a busy 2-core machine, so
+    10,000,000 rows take minutes, well inside the 3 hours allowed)."""
+    return 600 + rows / 1000
+
+
+def seed_rows(rows: int, *, seed: int, database_url: str, log: Callable[[str], None]) -> None:
+    """``python main.py seed --count ROWS --replace`` on ``database_url``, its progress
+    logged at every tenth of the rows; stopped after ``seed_timeout(rows)`` seconds."""
+    args = ["seed", "--count", str(rows), "--seed", str(seed), "--replace"]
+    env = {**os.environ, "DATABASE_URL": database_url}
+    with subprocess.Popen(
+        [sys.executable, "main.py", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        stopped = threading.Event()
+
+        def stop() -> None:
+            stopped.set()
+            process.kill()
+
+        watchdog = threading.Timer(seed_timeout(rows), stop)
+        watchdog.start()
+        tail: list[str] = []
+        step, shown = max(1, rows // 10), 0
+        try:
+            assert process.stderr is not None
+            for line in process.stderr:
+                tail = [*tail[-60:], line]
+                match = _PROGRESS.match(line.strip())
+                if match:
+                    done = int(match[1].replace(",", ""))
+                    if done >= shown + step or done >= rows:
+                        shown = done
+                        log(f"rows={rows:,}: {line.strip()}")
+            returncode = process.wait()
+        finally:
+            watchdog.cancel()
+    if returncode != 0:
+        if stopped.is_set():
+            tail.append(f"stopped after {seed_timeout(rows):.0f} s\n")
+        raise MainPyError(args, returncode, "".join(tail))
+
+
 def _remove_sqlite(path: Path) -> None:
     for suffix in ("", "-wal", "-shm", ".migrate-lock"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
-def prepare(rows: int, *, seed: int, database_url: str | None, work_dir: Path) -> Dataset:
+def ensure_schema(database_url: str) -> None:
+    """Create the schema a PostgreSQL URL names (``?schema=NAME``) if it is absent: the
+    seed migrates into it, and PostgreSQL does not create a schema on first use."""
+    parts = urlsplit(database_url)
+    name = parse_qs(parts.query).get("schema", [""])[0]
+    if not parts.scheme.startswith("postgres") or not name:
+        return
+    import asyncio
+
+    import asyncpg
+
+    async def create() -> None:
+        conn = await asyncpg.connect(urlunsplit(parts._replace(query="")))
+        try:
+            quoted = name.replace('"', '""')
+            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{quoted}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+
+
+def prepare(
+    rows: int,
+    *,
+    seed: int,
+    database_url: str | None,
+    work_dir: Path,
+    log: Callable[[str], None] = print,
+) -> Dataset:
     owned = database_url is None
     if database_url is None:
         path = work_dir / f"template-{rows}.sqlite3"
         _remove_sqlite(path)
         work_dir.mkdir(parents=True, exist_ok=True)
         database_url = f"sqlite://{path}"
+    else:
+        ensure_schema(database_url)
     started = time.perf_counter()
-    main_py(["seed", "--count", str(rows), "--seed", str(seed), "--replace"], database_url)
+    seed_rows(rows, seed=seed, database_url=database_url, log=log)
     seconds = time.perf_counter() - started
     token = main_py(["token", "create", f"bench-{secrets.token_hex(4)}"], database_url).strip()
     step = max(1, rows // 64)

@@ -26,7 +26,8 @@ from dataclasses import asdict
 from typing import Any
 from urllib.parse import urlsplit
 
-from benchmarks.scenarios import CEILING_SCENARIO, SCENARIOS, Context, Request
+from benchmarks.matrix import ALL
+from benchmarks.scenarios import CEILING_SCENARIO, Context, Request
 
 MAX_TAGS = 4096
 _AHEAD = 0.001
@@ -121,7 +122,7 @@ async def run(
     ctx: Context,
     seed: int = 1,
 ) -> dict[str, Any]:
-    spec = CEILING_SCENARIO if scenario == CEILING_SCENARIO.name else SCENARIOS[scenario]
+    spec = CEILING_SCENARIO if scenario == CEILING_SCENARIO.name else ALL[scenario]
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     rng = random.Random(seed)

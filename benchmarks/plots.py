@@ -31,6 +31,22 @@ def _tick(scenario: str) -> str:
     return f"{scenario}\n(100 books a request)" if scenario == "bulk_create" else scenario
 
 
+def _width(scenarios: int, per: float = 0.3) -> float:
+    """Inches of a figure with ``scenarios`` groups of bars: the matrix has hundreds."""
+    return max(13.0, per * scenarios)
+
+
+def _labels(ax: Any, names: list[str]) -> None:
+    many = len(names) > 12
+    ax.set_xticks(
+        range(len(names)),
+        [_tick(n) for n in names],
+        rotation=90 if many else 20,
+        ha="center" if many else "right",
+        fontsize=7 if many else None,
+    )
+
+
 def _color(target: str, conc: int, concs: list[int], i: int) -> str:
     shades = SHADES.get(target)
     if not shades:
@@ -58,7 +74,11 @@ def _bars(
     summary = doc["summary"]
     closed = summary["closed"]
     sizes = sorted({r["rows"] for r in closed})
-    fig, axes = plt.subplots(len(sizes), 1, figsize=(13, 4.2 * len(sizes)), squeeze=False)
+    count = max(len(_series(closed, rows)[0]) for rows in sizes)
+    tall = 2.5 if count > 12 else 0.0  # room for the names, written upright
+    fig, axes = plt.subplots(
+        len(sizes), 1, figsize=(_width(count), (4.2 + tall) * len(sizes)), squeeze=False
+    )
     for ax, rows in zip(axes[:, 0], sizes, strict=True):
         scenarios, series = _series(closed, rows)
         index = {
@@ -101,7 +121,7 @@ def _bars(
                     if metric == "rps"
                     else f"ceiling p99, c={c['concurrency']}",
                 )
-        ax.set_xticks(range(len(scenarios)), [_tick(n) for n in scenarios], rotation=20, ha="right")
+        _labels(ax, scenarios)
         ax.set_ylabel(ylabel)
         ax.set_title(f"{title} — {rows:,} rows, {doc['config']['workers']} worker(s)")
         if log:
@@ -124,7 +144,8 @@ def _scale(doc: dict[str, Any], prefix: Path) -> Path | None:
     scale = [s for s in scale if s["concurrency"] == conc]
     small, large = scale[0]["small_rows"], scale[0]["large_rows"]
     names = [s["scenario"] for s in scale]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5))
+    tall = 2.5 if len(names) > 12 else 0.0
+    fig, (left, right) = plt.subplots(1, 2, figsize=(2 * _width(len(names), 0.2), 4.5 + tall))
     for ax, (a, b), label, log in (
         (left, ("rps_small", "rps_large"), "requests/s", False),
         (right, ("p99_small", "p99_large"), "p99 latency, ms (log)", True),
@@ -134,12 +155,12 @@ def _scale(doc: dict[str, Any], prefix: Path) -> Path | None:
             vals = [s[key] or 0 for s in scale]
             bars = ax.bar([x + offset for x in xs], vals, 0.4, label=f"{rows:,} rows", color=color)
             ax.bar_label(bars, labels=[_short(v) for v in vals], fontsize=7, padding=1)
-        ax.set_xticks(list(xs), [_tick(n) for n in names], rotation=20, ha="right")
+        _labels(ax, names)
         ax.set_ylabel(label)
         if log:
             ax.set_yscale("log")
         ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper right")
     left.set_title(f"Throughput at {small:,} vs {large:,} rows (service, c={conc})")
     right.set_title("p99 latency")
     fig.tight_layout()

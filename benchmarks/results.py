@@ -138,10 +138,11 @@ def _sustained(r: Record) -> Record:
 
 
 def _order(item: tuple[tuple[Any, ...], list[Record]]) -> tuple[Any, ...]:
-    from benchmarks.scenarios import SCENARIOS, TARGETS
+    from benchmarks.matrix import ALL
+    from benchmarks.scenarios import TARGETS
 
     rows, scenario, target, conc = item[0]
-    names = list(SCENARIOS)
+    names = list(ALL)
     return (
         rows,
         names.index(scenario) if scenario in names else -1,

@@ -29,10 +29,10 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from benchmarks import dataset as ds
-from benchmarks import loadgen, machine
+from benchmarks import loadgen, machine, matrix
 from benchmarks.openloop import context_json
 from benchmarks.scenarios import CEILING_SCENARIO, SCENARIOS, TARGETS, Context, Scenario, Target
-from benchmarks.servers import ROOT, Monitor, Server, running
+from benchmarks.servers import ROOT, Monitor, Server, http_get, running
 
 RESULTS_DIR: Final = Path(__file__).resolve().parent / "results"
 Log = Callable[[str], None]
@@ -72,9 +72,11 @@ class Config:
         return str(available[-1]), ",".join(map(str, available[:-1]))
 
     def check(self) -> None:
-        unknown = [s for s in self.scenarios if s not in SCENARIOS]
+        unknown = [s for s in self.scenarios if s not in matrix.ALL]
         if unknown:
-            raise ValueError(f"unknown scenarios {unknown}; known: {', '.join(SCENARIOS)}")
+            raise ValueError(
+                f"unknown scenarios {unknown}; known: {', '.join(SCENARIOS)} and the matrix"
+            )
         bad = [t for t in self.targets if t not in TARGETS]
         if bad:
             raise ValueError(f"unknown targets {bad}; known: {', '.join(TARGETS)}")
@@ -155,7 +157,7 @@ def closed_run(
         duration,
         cpus=s.config.cpus()[1],
     )
-    env = {**ep.ctx.wrk_env(), "BENCH_SEED": str(s.config.seed + round_)}
+    env = {**ep.ctx.wrk_env(scenario.name), "BENCH_SEED": str(s.config.seed + round_)}
     with Monitor(ep.server) as monitor:
         result = loadgen.run_wrk(run, env)
     assert monitor.usage is not None
@@ -355,6 +357,10 @@ def _locust(s: Group, ep: Endpoint, out_prefix: Path) -> None:
     )
 
 
+def _get(base_url: str, path: str) -> tuple[int, bytes]:
+    return http_get(base_url + path)
+
+
 def run_group(
     config: Config,
     group: tuple[int, ...],
@@ -377,7 +383,11 @@ def run_group(
             infos.append(info)
             log(f"rows={rows:,}: seeding")
             data[rows] = ds.prepare(
-                rows, seed=config.seed, database_url=config.database_url, work_dir=work_dir
+                rows,
+                seed=config.seed,
+                database_url=config.database_url,
+                work_dir=work_dir,
+                log=log,
             )
             info["seed_seconds"] = round(data[rows].seed_seconds, 1)
             log(f"rows={rows:,}: seeded in {data[rows].seed_seconds:.1f} s")
@@ -417,18 +427,41 @@ def run_group(
                     e for e in endpoints if e.target == "service" and e.rows == info["rows"]
                 )
                 started = time.perf_counter()
-                cursors = ds.deep_cursors(service.server.url, info["rows"])
+                # The walk reads every page down to 75% of the table: 75,000 pages at
+                # 10,000,000 rows, so its time limit grows with the table.
+                cursors = ds.deep_cursors(
+                    service.server.url, info["rows"], timeout=300 + info["rows"] / 10_000
+                )
+                if len(cursors) < len(ds.CURSOR_DEPTHS):
+                    log(
+                        f"  rows={info['rows']:,}: the cursor walk found {len(cursors)} of "
+                        f"{len(ds.CURSOR_DEPTHS)} depths; cursor_deep runs what it found"
+                    )
                 info["cursor_walk_seconds"] = round(time.perf_counter() - started, 1)
                 for e in endpoints:
                     if e.rows == info["rows"]:
                         e.ctx.cursors = cursors
+                shapes = [n for n in config.scenarios if n in matrix.MATRIX]
+                if shapes:
+                    started = time.perf_counter()
+                    paths, notes = matrix.resolve(
+                        shapes,
+                        service.ctx.authors,
+                        partial(_get, service.server.url),
+                    )
+                    info["matrix_resolve_seconds"] = round(time.perf_counter() - started, 1)
+                    for note in notes:
+                        log(f"  rows={info['rows']:,}: {note}")
+                    for e in endpoints:
+                        if e.rows == info["rows"]:
+                            e.ctx.paths = paths
             s = Group(config, endpoints, work_dir, records=records, log=log)
             load_start = [round(x, 2) for x in os.getloadavg()]
             ceiling = any(e.target == "ceiling" for e in endpoints)
             if ceiling:
                 _scenario(s, CEILING_SCENARIO, "start")
             for name in config.scenarios:
-                _scenario(s, SCENARIOS[name])
+                _scenario(s, matrix.ALL[name])
             if ceiling:
                 _scenario(s, CEILING_SCENARIO, "end", warmup=False)
             if config.locust_users:

@@ -38,15 +38,18 @@ class Context:
     authors: tuple[str, ...] = ()
     terms: tuple[str, ...] = ()
     cursors: tuple[str, ...] = ()
+    # The request paths of the list-shape matrix (benchmarks.matrix), by scenario name.
+    paths: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # ETags learnt from responses (id -> tag), for the If-Match writes of "mixed".
     tags: dict[int, str] = field(default_factory=dict)
 
     def auth(self) -> dict[str, str]:
         return {**JSON_HEADERS, "Authorization": f"Token {self.token}"}
 
-    def wrk_env(self) -> dict[str, str]:
+    def wrk_env(self, scenario: str = "") -> dict[str, str]:
         """The same context for the Lua scripts, which read it with os.getenv."""
         return {
+            "BENCH_PATHS": "|".join(self.paths.get(scenario, ())),
             "BENCH_ROWS": str(self.rows),
             "BENCH_TOKEN": self.token,
             "BENCH_AUTHORS": "|".join(self.authors),
