@@ -27,7 +27,7 @@ ROOT_METHODS: Final = ("GET", "HEAD", "OPTIONS")
 _BOOK: Final = oas.ref("schemas", "Book")
 _UPDATED: Final = {
     "200": oas.response("The updated book.", _BOOK, headers=oas.ETAG),
-    **oas.errors(400, 401, 404, 412, 413, 415, 429, 500),
+    **oas.errors(400, 401, 404, 412, 413, 415, 429, 500, 507, unavailable="StorageUnavailable"),
 }
 
 
@@ -134,10 +134,12 @@ class BookList(MethodView):
             "link carries a cursor; with `offset` the links go by offset. A bad parameter "
             "is a 400 whose body names it."
         ),
-        parameters=(*(oas.query(*p) for p in oas.LIST_PARAMETERS), oas.request_id()),
+        parameters=(*oas.list_parameters(), oas.prefer(), oas.request_id()),
         responses={
-            "200": oas.response("A page of books.", oas.ref("schemas", "BookPage")),
-            **oas.errors(400, 429, 500),
+            "200": oas.response(
+                "A page of books.", oas.ref("schemas", "BookPage"), headers=oas.COUNT_HEADERS
+            ),
+            **oas.errors(400, 429, 500, unavailable="StatementTimeout"),
         },
     )
     async def get(self, request: Request) -> HTTPResponse:
@@ -181,7 +183,7 @@ class BookList(MethodView):
                     },
                 },
             ),
-            **oas.errors(400, 401, 413, 415, 429, 500),
+            **oas.errors(400, 401, 413, 415, 429, 500, 507, unavailable="StorageUnavailable"),
         },
         secured=True,
     )
@@ -271,7 +273,7 @@ class BookDetail(MethodView):
         parameters=(oas.book_id(), oas.request_id(), oas.if_match()),
         responses={
             "204": oas.response("Deleted: no body."),
-            **oas.errors(401, 404, 412, 429, 500),
+            **oas.errors(401, 404, 412, 429, 500, 507, unavailable="StorageUnavailable"),
         },
         secured=True,
     )

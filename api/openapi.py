@@ -46,6 +46,10 @@ TAGS: Final = {
 }
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
+# A parameter that depends on the app's settings, made for each app's document.
+PerApp = Callable[[Sanic], Parameter]
+# (operation, index in its parameters, maker) of every such parameter.
+_PER_APP: list[tuple[Any, int, PerApp]] = []
 
 
 def describe(
@@ -55,7 +59,7 @@ def describe(
     responses: dict[str, Any],
     description: str = "",
     tag: str = "books",
-    parameters: Iterable[Parameter] = (),
+    parameters: Iterable[Parameter | PerApp] = (),
     body: dict[str, Any] | None = None,
     secured: bool = False,
 ) -> Callable[[Handler], Handler]:
@@ -64,8 +68,9 @@ def describe(
     Feeds sanic-ext's operation store, as its own ``openapi.*`` decorators do. Parameters,
     body and responses are OpenAPI objects as written (``api.schemas`` builds them):
     sanic-ext's ``openapi.response`` and ``openapi.parameter`` would turn a ``$ref`` or a
-    plain JSON schema into a model of their own. The handler's docstring stays out of the
-    document.
+    plain JSON schema into a model of their own. A parameter given as a function of the
+    app is made for each app's document, from its settings. The handler's docstring stays
+    out of the document.
     """
 
     def decorate(handler: Handler) -> Handler:
@@ -74,7 +79,13 @@ def describe(
         operation.name(operation_id)
         operation.describe(summary=summary, description=description)
         operation.tag(tag)
-        operation.parameters = list(parameters)
+        operation.parameters = []
+        for index, parameter in enumerate(parameters):
+            if isinstance(parameter, Parameter):
+                operation.parameters.append(parameter)
+            else:
+                operation.parameters.append(None)  # made by _start_document
+                _PER_APP.append((operation, index, parameter))
         if body is not None:
             operation.requestBody = body  # type: ignore[assignment]
         operation.responses = responses
@@ -133,6 +144,8 @@ def _start_document(app: Sanic) -> None:
     for kind, items in COMPONENTS.items():
         for name, value in items.items():
             spec.add_component(kind, name, value)
+    for operation, index, make in _PER_APP:
+        operation.parameters[index] = make(app)
 
 
 def register(app: Sanic) -> None:

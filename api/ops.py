@@ -20,7 +20,10 @@ from db import health as db_health
     "Liveness",
     description="200 while the process serves.",
     tag="operations",
-    responses={"200": oas.response("The process serves.", oas.ref("schemas", "Status"))},
+    responses={
+        "200": oas.response("The process serves.", oas.ref("schemas", "Status")),
+        **oas.errors(),
+    },
 )
 async def healthz(request: Request) -> HTTPResponse:
     return json({"status": "ok"})
@@ -34,6 +37,7 @@ async def healthz(request: Request) -> HTTPResponse:
     responses={
         "200": oas.response("The database answers.", oas.ref("schemas", "Status")),
         "503": oas.response("The database does not answer.", oas.ref("schemas", "Status")),
+        **oas.errors(),
     },
 )
 async def readyz(request: Request) -> HTTPResponse:
@@ -62,7 +66,8 @@ async def readyz(request: Request) -> HTTPResponse:
             "status, and a latency histogram, summed over all workers.",
             {"type": "string"},
             media="text/plain",
-        )
+        ),
+        **oas.errors(),
     },
 )
 async def metrics(request: Request) -> HTTPResponse:

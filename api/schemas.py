@@ -8,6 +8,9 @@ from typing import Any, Final
 
 from sanic_ext.extensions.openapi.definitions import Parameter
 
+from api.pagination import DEEP_OFFSET, MAX_OFFSET
+from api.protocol import HEADER_TOO_LARGE, MALFORMED_FIELD
+from db.backend import COUNT_EXACT_UP_TO, COUNT_SCAN_LIMIT
 from db.schema import NAMES, ORDERABLE, WRITABLE
 
 JSON: Final = "application/json"
@@ -116,9 +119,13 @@ SCHEMAS: Final[dict[str, Any]] = {
         "type": "object",
         "description": (
             "DRF's LimitOffsetPagination envelope. `count` is absent on pages fetched "
-            "with a `cursor`. On SQLite, the `count` of a `search` (three characters or "
-            "more) with more than 500 matches is an estimate: at least 501, at most the "
-            "table's size. The pages themselves are exact."
+            "with a `cursor`, and with `Prefer: count=none`. It is exact for the whole "
+            "table, for `author` alone, and for a filter with at most "
+            f"{COUNT_EXACT_UP_TO:,} matches (up to {COUNT_SCAN_LIMIT:,} where an index "
+            "finds them cheaply); above, an estimate from a sample of the table whose size "
+            "does not grow with it, at least the matches counted and at most the table's "
+            "size, unless `Prefer: count=exact` asks otherwise. `X-Count-Kind` says "
+            "which. The pages themselves are exact."
         ),
         "required": ["next", "previous", "results"],
         "properties": {
@@ -186,6 +193,24 @@ HEADERS: Final[dict[str, Any]] = {
         "required": True,
         "schema": {"type": "string", "pattern": '^"[^"]*"$'},
     },
+    "X-Count-Kind": {
+        "description": (
+            "On a page with `count`: `exact`, or `estimated` (a count too costly to take "
+            "exactly, or one `Prefer: count=estimated` asked for)."
+        ),
+        "required": False,
+        "schema": {"type": "string", "enum": ["exact", "estimated"]},
+    },
+    "Preference-Applied": {
+        "description": "The `count` preference of `Prefer` that was honoured (RFC 7240).",
+        "required": False,
+        "schema": {"type": "string", "enum": ["count=exact", "count=estimated", "count=none"]},
+    },
+    "Vary": {
+        "description": "`Prefer` on a page without a `cursor`: its `count` depends on it.",
+        "required": False,
+        "schema": {"type": "string"},
+    },
 }
 
 
@@ -213,10 +238,16 @@ def text_header(description: str, *, required: bool = True, **schema: Any) -> di
     }
 
 
+def _retry_after() -> dict[str, Any]:
+    return text_header("Seconds to wait before trying again.", pattern=r"^\d+$")
+
+
 RESPONSES: Final[dict[str, Any]] = {
     "BadRequest": response(
         "Invalid fields (`{field: [messages]}`), a bad query parameter (named in the body), "
-        'or a body that is not JSON or not an object (`{"detail": "JSON parse error - ..."}`).',
+        'a body that is not JSON or not an object (`{"detail": "JSON parse error - ..."}`), '
+        "or a malformed request head (whitespace before a header's colon, a folded header "
+        "line: the connection then closes).",
         {"anyOf": [ref("schemas", "Detail"), ref("schemas", "FieldErrors")]},
     ),
     "Unauthorized": response(
@@ -248,6 +279,38 @@ RESPONSES: Final[dict[str, Any]] = {
         headers={
             "Retry-After": text_header("Seconds until the next request fits.", pattern=r"^\d+$")
         },
+    ),
+    "MalformedHead": response(
+        "A malformed request head, answered before the operation: whitespace before a "
+        f"header's colon or a folded header line (RFC 9112), `{MALFORMED_FIELD}` The "
+        "connection then closes.",
+        ref("schemas", "Detail"),
+    ),
+    "HeaderTooLarge": response(
+        "The request line and header fields together are over Sanic's "
+        "`REQUEST_MAX_HEADER_SIZE` (8192 bytes by default): "
+        f"`{HEADER_TOO_LARGE.format(n='N')}`",
+        ref("schemas", "Detail"),
+    ),
+    "StatementTimeout": response(
+        "A query ran past `STATEMENT_TIMEOUT` (`Retry-After: 5`); the detail says what to "
+        "change (for a count: `Prefer: count=estimated` or `count=none`; else a narrower "
+        "filter, or the `next` links rather than a deep offset). Also when the database "
+        "does not answer (`Retry-After: 1`).",
+        ref("schemas", "Detail"),
+        headers={"Retry-After": _retry_after()},
+    ),
+    "StorageUnavailable": response(
+        "The database's storage cannot take the write (read-only, corrupt, its file gone; "
+        "`Retry-After: 30`): the detail says why and what to do. Also when the database "
+        "does not answer (`Retry-After: 1`).",
+        ref("schemas", "Detail"),
+        headers={"Retry-After": _retry_after()},
+    ),
+    "InsufficientStorage": response(
+        "The database's disk is full: nothing was written; the detail says what to do.",
+        ref("schemas", "Detail"),
+        headers={"Retry-After": _retry_after()},
     ),
     "ServerError": response(
         "An unexpected failure: opaque, never a stack trace.", ref("schemas", "ServerError")
@@ -293,13 +356,22 @@ _ERROR_RESPONSES: Final = {
     413: "PayloadTooLarge",
     415: "UnsupportedMediaType",
     429: "Throttled",
+    431: "HeaderTooLarge",
     500: "ServerError",
+    507: "InsufficientStorage",
 }
 
 
-def errors(*statuses: int) -> dict[str, Any]:
-    """The shared error responses of ``statuses``, keyed as an operation lists them."""
-    return {str(status): ref("responses", _ERROR_RESPONSES[status]) for status in statuses}
+def errors(*statuses: int, unavailable: str | None = None) -> dict[str, Any]:
+    """The shared error responses of ``statuses`` (and 503 as the response named
+    ``unavailable``), keyed as an operation lists them, with those of a bad request head
+    that any operation can answer: 431, and 400 when the operation has none of its own."""
+    out = {str(status): ref("responses", _ERROR_RESPONSES[status]) for status in statuses}
+    out.setdefault("400", ref("responses", "MalformedHead"))
+    out["431"] = ref("responses", "HeaderTooLarge")
+    if unavailable is not None:
+        out["503"] = ref("responses", unavailable)
+    return dict(sorted(out.items()))
 
 
 def body(schema_name: str, description: str, *, required: bool = True) -> dict[str, Any]:
@@ -311,6 +383,10 @@ def body(schema_name: str, description: str, *, required: bool = True) -> dict[s
 
 
 ETAG: Final = {"ETag": ref("headers", "ETag")}
+# The headers of a list page (api.pagination.headers).
+COUNT_HEADERS: Final = {
+    name: ref("headers", name) for name in ("X-Count-Kind", "Preference-Applied", "Vary")
+}
 
 
 # --------------------------------------------------------------------------- parameters
@@ -334,6 +410,15 @@ _FIELD: Final = f"({'|'.join(NAMES)})"
 ORDERING_PATTERN: Final = f"^{_WS}(-?{_FIELD})?{_WS}(,{_WS}(-?{_FIELD})?{_WS})*$"
 FIELDS_PATTERN: Final = f"^{_WS}{_FIELD}?{_WS}(,{_WS}{_FIELD}?{_WS})*$"
 
+
+def _offset_text(limit: str, n: object) -> str:
+    return (
+        "Start of the page; links then go by offset. Cannot be combined with `cursor`. "
+        f"At most the server's `MAX_OFFSET` ({limit}); deeper is a 400: "
+        f"`{DEEP_OFFSET.format(n=n)}`"
+    )
+
+
 LIST_PARAMETERS: Final = (
     (
         "limit",
@@ -342,8 +427,8 @@ LIST_PARAMETERS: Final = (
     ),
     (
         "offset",
-        {"type": "integer", "minimum": 0, "maximum": 2**53},
-        "Start of the page; links then go by offset. Cannot be combined with `cursor`.",
+        {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
+        _offset_text(f"{MAX_OFFSET:,} by default", "MAX_OFFSET"),
     ),
     (
         "cursor",
@@ -390,6 +475,38 @@ def book_id() -> Parameter:
         "path",
         required=True,
         description="The book's id. A non-integer or unknown id is a 404.",
+    )
+
+
+def offset(max_offset: int) -> Parameter:
+    """The ``offset`` query parameter of a server whose MAX_OFFSET is ``max_offset``."""
+    return query(
+        "offset",
+        {"type": "integer", "minimum": 0, "maximum": max_offset},
+        _offset_text(f"here {max_offset:,}", max_offset),
+    )
+
+
+def list_parameters() -> tuple[Any, ...]:
+    """The list's query parameters; ``offset`` made for each app (``api.openapi.describe``),
+    its maximum the app's MAX_OFFSET."""
+    return tuple(
+        _app_offset if name == "offset" else query(name, schema, text)
+        for name, schema, text in LIST_PARAMETERS
+    )
+
+
+def _app_offset(app: Any) -> Parameter:
+    settings = getattr(app.ctx, "settings", None)
+    return offset(getattr(settings, "max_offset", MAX_OFFSET))
+
+
+def prefer() -> Parameter:
+    return header(
+        "Prefer",
+        "Optional (RFC 7240): `count=exact` to count every match, `count=estimated` for an "
+        "estimate when counting exactly is costly, `count=none` for no `count`. "
+        "`Preference-Applied` says which was honoured; other preferences are ignored.",
     )
 
 

@@ -219,3 +219,37 @@ def test_create_app_registers_the_document(settings: Settings) -> None:
 
 async def test_assets_are_the_installed_swagger_ui() -> None:
     assert (swagger_ui.swagger_ui_dir() / "swagger-ui-bundle.js").is_file()
+
+
+async def test_counts_storage_faults_and_request_heads_are_documented(
+    spec: dict[str, Any], settings: Settings
+) -> None:
+    listing = spec["paths"]["/books/"]["get"]
+    ok = _resolve(spec, listing["responses"]["200"])
+    assert {"X-Count-Kind", "Preference-Applied", "Vary"} <= set(ok["headers"])
+    kind = _resolve(spec, ok["headers"]["X-Count-Kind"])
+    assert (kind["schema"]["enum"], kind["required"]) == (["exact", "estimated"], False)
+    prefer = _params(listing, "header")["Prefer"]
+    assert "count=none" in prefer["description"] and not prefer["required"]
+    assert "count" not in spec["components"]["schemas"]["BookPage"]["required"]
+    offset = _params(listing, "query")["offset"]
+    assert offset["schema"]["maximum"] == settings.max_offset
+    assert "MAX_OFFSET" in offset["description"]
+    assert "Retry-After" in _resolve(spec, listing["responses"]["503"])["headers"]
+    for path, method in WRITES:
+        responses = spec["paths"][path][method]["responses"]
+        for status in ("503", "507"):
+            assert "Retry-After" in _resolve(spec, responses[status])["headers"], (path, status)
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            for status in ("400", "431"):
+                content = _resolve(spec, op["responses"][status])["content"]
+                assert "application/json" in content, (path, method, status)
+
+
+async def test_offset_maximum_is_the_apps_max_offset(settings: Settings) -> None:
+    import dataclasses
+
+    async with app_client(dataclasses.replace(settings, max_offset=500)) as client:
+        other = (await client.get("/docs/openapi.json")).json()
+    assert _params(other["paths"]["/books/"]["get"], "query")["offset"]["schema"]["maximum"] == 500
