@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,8 +13,9 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 from backends import TEST_DATABASE_URL, PostgresSchema
+from faults import tcp_proxy
 from helpers import book
-from server_process import run_cli, running_server
+from server_process import free_port, run_cli, running_server
 
 pytestmark = pytest.mark.server
 
@@ -79,33 +78,6 @@ def test_a_write_blocked_by_a_postgres_table_lock_is_503_on_time(
     _assert_timed_out(response, elapsed, record_property)
 
 
-PROXY = """
-import asyncio, sys
-
-async def pipe(reader, writer):
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    finally:
-        writer.close()
-
-async def handle(client_reader, client_writer):
-    upstream_reader, upstream_writer = await asyncio.open_connection(sys.argv[1], int(sys.argv[2]))
-    await asyncio.gather(
-        pipe(client_reader, upstream_writer), pipe(upstream_reader, client_writer),
-        return_exceptions=True,
-    )
-
-async def main():
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    print(server.sockets[0].getsockname()[1], flush=True)
-    await server.serve_forever()
-
-asyncio.run(main())
-"""
-
-
 @pytest.mark.skipif(TEST_DATABASE_URL is None, reason="TEST_DATABASE_URL is not set")
 def test_a_frozen_postgres_is_503_on_time(
     tmp_path: Path, postgres: PostgresSchema, record_property: Callable[[str, object], None]
@@ -115,14 +87,8 @@ def test_a_frozen_postgres_is_503_on_time(
     503 is still sent on time."""
     postgres.reset()
     parts = urlsplit(postgres.url)
-    proxy = subprocess.Popen(
-        [sys.executable, "-c", PROXY, parts.hostname or "127.0.0.1", str(parts.port or 5432)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proxy.stdout is not None
-        port = int(proxy.stdout.readline())
+    port = free_port()
+    with tcp_proxy(port, parts.hostname or "127.0.0.1", parts.port or 5432) as proxy:
         netloc = parts.netloc.rsplit("@", 1)[0] + f"@127.0.0.1:{port}"
         env = {
             "DATABASE_URL": urlunsplit(parts._replace(netloc=netloc)),
@@ -139,9 +105,4 @@ def test_a_frozen_postgres_is_503_on_time(
                     elapsed = time.monotonic() - started
                 finally:
                     proxy.send_signal(signal.SIGCONT)
-    finally:
-        proxy.kill()
-        proxy.wait(10)
-        if proxy.stdout is not None:
-            proxy.stdout.close()
     _assert_timed_out(response, elapsed, record_property)
