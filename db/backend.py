@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Final
 
 import orjson
+from tortoise import connections
 from tortoise.connection import ConnectionHandler
 from tortoise.exceptions import OperationalError
 
@@ -38,6 +39,9 @@ from db.query import BookJSON, BookValues, Page, PageQuery
 from db.tokens import ACTIVE_TOKEN, LAST_USED_RESOLUTION, hash_key
 
 Row = Any  # a driver's row, indexable by column name; never leaves db/
+# The seed's batches: (first id, how many, dates as ISO text?) -> rows of new books.
+RowBatches = Callable[[int, int, bool], Any]
+Progress = Callable[[int, int], None]  # (rows done, rows asked)
 
 # An author's count is kept by triggers (migration 0003): one look-up, not a read of every
 # book of the author (hundreds at a million rows).
@@ -150,8 +154,8 @@ class Backend:
         count: int,
         replace: bool,
         batch_size: int,
-        rows: Callable[[int, int, bool], Any],
-        progress: Callable[[int, int], None] | None,
+        rows: RowBatches,
+        progress: Progress | None,
     ) -> tuple[int, int]:
         """Insert ``count`` seeded books after the highest id, in one transaction: (first
         id, rows afterwards). ``rows(first_id, n, dates_as_text)`` makes a batch."""
@@ -162,6 +166,10 @@ class Backend:
         rows = await self.fetch("SELECT count(*) AS n FROM book")
         counter = await self.fetch(_TOTAL_COUNT)
         return int(rows[0]["n"]), int(counter[0]["n"]) if counter else 0, None
+
+    def _client(self) -> Any:
+        """Tortoise's client of the default connection (a transaction's, inside one)."""
+        return (self._handler or connections).get("default")
 
     def forget_connections(self) -> None:
         """The database is closing: statements no longer reach it through this object."""

@@ -14,16 +14,15 @@ import asyncio
 import contextlib
 import datetime as dt
 import functools
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Final
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import asyncpg
-from tortoise import connections
 from tortoise.exceptions import DBConnectionError
 
 from db import query, schema
-from db.backend import Backend, Row, is_open
+from db.backend import Backend, Progress, Row, RowBatches, is_open
 from db.errors import DatabaseUnavailableError, StatementTimeoutError
 from db.query import BookJSON, Page, PageQuery
 
@@ -58,10 +57,6 @@ def _numbered(sql: str) -> str:
         out.append(f"${i}")
         out.append(part)
     return "".join(out)
-
-
-def _same(value: dt.date) -> dt.date:
-    return value  # a DATE column takes a date
 
 
 class PostgresBackend(Backend):
@@ -117,10 +112,7 @@ class PostgresBackend(Backend):
             await conn.close()
 
     def date_param(self, value: dt.date) -> Any:
-        return value
-
-    def _client(self) -> Any:
-        return (self._handler or connections).get("default")
+        return value  # a DATE column takes a date
 
     async def fetch(self, sql: str, values: Sequence[Any] = ()) -> Sequence[Row]:
         client = self._client()
@@ -142,11 +134,11 @@ class PostgresBackend(Backend):
         return self._saved(await self._book_row(book_id))
 
     async def list_books(self, q: PageQuery) -> Page:
-        clauses, values = query.where(q.filter, self.like, _same)
+        clauses, values = query.where(q.filter, self.like, self.date_param)
         count, exact = await self.count(q, clauses, values) if q.with_count else (None, True)
         params = list(values)
         if q.after is not None:
-            params += query.keyset_values(q.after, q.ordering, _same)
+            params += query.keyset_values(q.after, q.ordering, self.date_param)
         statement = query.page_sql(
             schema.COLUMNS,
             "book",
@@ -164,8 +156,8 @@ class PostgresBackend(Backend):
         count: int,
         replace: bool,
         batch_size: int,
-        rows: Callable[[int, int, bool], Any],
-        progress: Callable[[int, int], None] | None,
+        rows: RowBatches,
+        progress: Progress | None,
     ) -> tuple[int, int]:
         client = self._client()
         async with client.acquire_connection() as raw, raw.transaction():

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
-from db.backend import Backend
+from db.backend import Backend, Progress
 from db.seed_words import ADJECTIVES, FIRST_NAMES, LAST_NAMES, NOUNS, SEARCH_TERMS
 
 __all__ = ["DEFAULT_SEED", "SEARCH_TERMS", "SeedReport", "author_name", "book_for", "seed_books"]
@@ -100,7 +100,6 @@ class SeedReport:
     seconds: float
 
 
-Progress = Callable[[int, int], None]  # (rows done, rows asked)
 
 
 async def seed_books(

@@ -27,12 +27,11 @@ import fcntl
 import math
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
 import aiosqlite
-from tortoise import connections
 from tortoise.backends.sqlite.client import SqliteClient
 from tortoise.exceptions import DBConnectionError, IntegrityError, OperationalError
 
@@ -42,7 +41,9 @@ from db.backend import (
     COUNT_EXACT_UP_TO,
     COUNT_SCAN_LIMIT,
     Backend,
+    Progress,
     Row,
+    RowBatches,
     is_open,
 )
 from db.errors import DatabaseUnavailableError, StatementTimeoutError
@@ -99,11 +100,6 @@ def _fts_phrase(flt: BookFilter) -> str | None:
     return '"' + search.replace('"', '""') + '"'
 
 
-def _iso(value: dt.date) -> str:
-    # Tortoise stores a DateField as ISO text on SQLite.
-    return value.isoformat()
-
-
 class SqliteBackend(Backend):
     name = "sqlite"
     like = "LIKE"
@@ -140,10 +136,7 @@ class SqliteBackend(Backend):
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def date_param(self, value: dt.date) -> Any:
-        return value.isoformat()
-
-    def _client(self) -> Any:
-        return (self._handler or connections).get("default")
+        return value.isoformat()  # Tortoise stores a DateField as ISO text on SQLite
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -330,7 +323,7 @@ class SqliteBackend(Backend):
         return max(over, min(int(row["total"] or 0), estimate)), False
 
     async def list_books(self, q: PageQuery) -> Page:
-        clauses, values = query.where(q.filter, self.like, _iso)
+        clauses, values = query.where(q.filter, self.like, self.date_param)
         phrase = _fts_phrase(q.filter)
         count: int | None = None
         exact = True
@@ -339,7 +332,7 @@ class SqliteBackend(Backend):
         source, id_column = (_FTS_SOURCE, "hit") if phrase else ("book", "id")
         params = [phrase, *values] if phrase else values
         if q.after is not None:
-            params += query.keyset_values(q.after, q.ordering, _iso)
+            params += query.keyset_values(q.after, q.ordering, self.date_param)
         statement = query.page_sql(
             json_select(q.fields, q.ordering),
             source,
@@ -371,8 +364,8 @@ class SqliteBackend(Backend):
         count: int,
         replace: bool,
         batch_size: int,
-        rows: Callable[[int, int, bool], Any],
-        progress: Callable[[int, int], None] | None,
+        rows: RowBatches,
+        progress: Progress | None,
     ) -> tuple[int, int]:
         return await sqlite_seed.bulk_load(
             self._client(), count, replace, batch_size, rows, progress

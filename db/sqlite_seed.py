@@ -10,10 +10,11 @@ commit. Other triggers on ``book`` are left alone. A failure rolls all of it bac
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
 from typing import Any, Final
 
 from tortoise.transactions import in_transaction
+
+from db.backend import Progress, RowBatches
 
 # The triggers migration 0002 puts on ``book``, and what restores their work after a seed.
 _TRIGGERS: Final = (
@@ -43,8 +44,8 @@ async def bulk_load(
     count: int,
     replace: bool,
     batch_size: int,
-    rows: Callable[[int, int, bool], Any],
-    progress: Callable[[int, int], None] | None,
+    rows: RowBatches,
+    progress: Progress | None,
 ) -> tuple[int, int]:
     _, found = await client.execute_query("PRAGMA cache_size")
     cache_size = int(found[0][0])
@@ -61,8 +62,8 @@ async def _seed_transaction(
     count: int,
     replace: bool,
     batch_size: int,
-    make_rows: Callable[[int, int, bool], Any],
-    progress: Callable[[int, int], None] | None,
+    make_rows: RowBatches,
+    progress: Progress | None,
 ) -> tuple[int, int]:
     """The seed's one transaction: the triggers dropped, the rows inserted in batches, the
     triggers' work redone in bulk (search index, counts), the triggers put back."""
