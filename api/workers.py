@@ -10,6 +10,15 @@ exits 1 so that its own supervisor (systemd, Docker, Kubernetes) restarts it, wh
 worker is left alive at once, or when more than ``MAX_RESTARTS`` workers died within
 ``RESTART_WINDOW`` seconds (a crash loop that restarting here will not fix).
 
+The main process's stop signals: Sanic's handler shuts the workers down from inside the
+signal handler, and that writes their states through the state-sharing process's
+connection. The main thread uses the same connection every tenth of a second
+(``_sync_states``); a signal arriving in the middle of such a call interleaved two requests
+on it, each read the other's reply, and the instance died with a traceback and exit
+status 1 instead of stopping cleanly. ``Supervisor`` replaces that handler with one that
+only asks the manager's monitor loop to shut down (the message a worker's
+``app.m.terminate()`` sends), so the shutdown runs between two calls, never inside one.
+
 In each worker (``register``): killed with SIGKILL, the main process cannot stop its
 workers; they would live on as orphans holding the port. Each worker watches its parent
 and stops when it changes. A second stop signal (a terminal's Ctrl-C reaches the workers
@@ -32,6 +41,7 @@ import time
 from typing import Any, Final
 
 from sanic import Sanic
+from sanic.log import logger as sanic_logger
 from sanic.worker.process import ProcessState, WorkerProcess
 
 log = logging.getLogger("bookshelf.workers")
@@ -119,6 +129,7 @@ class Supervisor(threading.Thread):
         self._deaths: collections.deque[float] = collections.deque()
         self._replacing: dict[str, int] = {}  # worker name -> pid that died
         self._seen_gone: dict[tuple[str, int], float] = {}
+        self.stop_requested = False
 
     @staticmethod
     def note_state_process() -> None:
@@ -130,9 +141,26 @@ class Supervisor(threading.Thread):
 
     @classmethod
     def start_for(cls, app: Sanic) -> Supervisor:
+        """A main_process_ready listener: the manager exists and has set its handlers."""
         supervisor = cls(app.manager)
+        supervisor.take_stop_signals()
         supervisor.start()
         return supervisor
+
+    def take_stop_signals(self) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, self._stop_signal)
+
+    def _stop_signal(self, signum: int, frame: Any) -> None:
+        if self.stop_requested:
+            if self.manager._shutting_down:
+                # A second signal once the shutdown runs: Sanic's own answer, kill all.
+                self.manager.shutdown_signal(signum, frame)
+            return
+        self.stop_requested = True
+        sanic_logger.info("Received signal %s. Shutting down.", signal.Signals(signum).name)
+        # One small message, one write(): whole even if the interrupted code was sending.
+        self.manager.monitor_publisher.send("__TERMINATE__")
 
     def _servers(self) -> list[WorkerProcess]:
         return [
@@ -142,7 +170,7 @@ class Supervisor(threading.Thread):
         ]
 
     def _stopping(self) -> bool:
-        return bool(getattr(self.manager, "_shutting_down", False))
+        return self.stop_requested or bool(getattr(self.manager, "_shutting_down", False))
 
     def run(self) -> None:
         while not self._stopping() and not self.gave_up:
