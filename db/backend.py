@@ -62,7 +62,9 @@ COUNT_EXACT_UP_TO: Final = 1_000
 COUNT_SCAN_LIMIT: Final = 10_000
 SAMPLE_BLOCKS: Final = 100
 SAMPLE_ROWS: Final = 10_000
-BOUNDED_COUNT: Final = "SELECT count(*) AS n FROM (SELECT 1 FROM book WHERE {where} LIMIT ?) AS m"
+BOUNDED_COUNT: Final = (
+    "SELECT count(*) AS n FROM (SELECT 1 FROM {source} WHERE {where} LIMIT ?) AS m"
+)
 # Each of min and max in a subquery of its own: SQLite reads one end of the primary key
 # for a lone min() or max(), but scans the table for both together.
 _SPAN: Final = (
@@ -189,8 +191,11 @@ class Backend:
     def render_json(self, row: Row) -> bytes:
         return orjson.dumps(self._full_render(row))
 
-    async def count(self, q: PageQuery, clauses: list[str], values: list[Any]) -> tuple[int, bool]:
-        """``q``'s count and whether it is exact (see ``COUNT_EXACT_UP_TO``)."""
+    async def count(
+        self, q: PageQuery, clauses: list[str], values: list[Any], source: str = "book"
+    ) -> tuple[int, bool]:
+        """``q``'s count and whether it is exact (see ``COUNT_EXACT_UP_TO``); ``source``:
+        the FROM that finds the matches (a backend may name the index to read)."""
         flt = q.filter
         if flt.is_empty():
             rows = await self.fetch(_TOTAL_COUNT)
@@ -199,24 +204,28 @@ class Backend:
             rows = await self.fetch(_AUTHOR_COUNT, [flt.author])
             return (int(rows[0]["n"]) if rows else 0), True
         where = " AND ".join(clauses)
-        n = await self.bounded_count(where, values)
+        n = await self.bounded_count(where, values, source)
         if n is not None and n <= COUNT_SCAN_LIMIT:
             return n, True
         if q.exact_count:
-            return await self.exact_count(where, values), True
+            return await self.exact_count(where, values, source), True
         return await self.estimate_count(where, values, at_least=0 if n is None else n)
 
-    async def bounded_count(self, where: str, values: Sequence[Any]) -> int | None:
+    async def bounded_count(
+        self, where: str, values: Sequence[Any], source: str = "book"
+    ) -> int | None:
         """The matches of ``where`` up to COUNT_SCAN_LIMIT + 1; None when counting them
         would cost more than a list page may (the backend decides)."""
-        rows = await self.fetch(BOUNDED_COUNT.format(where=where), [*values, COUNT_SCAN_LIMIT + 1])
+        rows = await self.fetch(
+            BOUNDED_COUNT.format(source=source, where=where), [*values, COUNT_SCAN_LIMIT + 1]
+        )
         return int(rows[0]["n"])
 
-    async def exact_count(self, where: str, values: Sequence[Any]) -> int:
+    async def exact_count(self, where: str, values: Sequence[Any], source: str = "book") -> int:
         """Every match of ``where``, however long it takes up to the statement time limit
         (``StatementTimeoutError`` past it), without holding up other requests."""
         try:
-            rows = await self.fetch(f"SELECT count(*) AS n FROM book WHERE {where}", values)
+            rows = await self.fetch(f"SELECT count(*) AS n FROM {source} WHERE {where}", values)
         except StatementTimeoutError as exc:
             raise StatementTimeoutError(exc.seconds, counting=True) from exc
         return int(rows[0]["n"])

@@ -27,6 +27,34 @@ class BookFilter:
     def is_empty(self) -> bool:
         return self is NO_FILTER or self == NO_FILTER  # parse_filter's usual answer first
 
+    def narrows(self, field: str) -> bool:
+        """Whether a filter bounds ``field`` (so the field's index finds the matches)."""
+        if field == "author":
+            return self.author is not None
+        if field == "published_date":
+            return self.published_after is not None or self.published_before is not None
+        if field == "price":
+            return self.min_cents is not None or self.max_cents is not None
+        return False
+
+    def parts(self) -> tuple[BookFilter, ...]:
+        """The filter split by field: each part has its own index (a search's is the
+        trigram index), and a date or price range keeps both its bounds."""
+        out = []
+        if self.author is not None:
+            out.append(BookFilter(author=self.author))
+        if self.search:
+            out.append(BookFilter(search=self.search))
+        if self.narrows("published_date"):
+            out.append(
+                BookFilter(
+                    published_after=self.published_after, published_before=self.published_before
+                )
+            )
+        if self.narrows("price"):
+            out.append(BookFilter(min_cents=self.min_cents, max_cents=self.max_cents))
+        return tuple(out)
+
     def is_author_only(self) -> bool:
         """Only ``author`` filters (a count of it is kept: ``book_author_count``)."""
         return (

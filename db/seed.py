@@ -100,8 +100,6 @@ class SeedReport:
     seconds: float
 
 
-
-
 async def seed_books(
     backend: Backend,
     *,

@@ -15,7 +15,12 @@ from backends import TEST_DATABASE_URL, PostgresSchema
 from db.query import BookFilter, PageQuery
 
 ROOT = Path(__file__).resolve().parents[2]
-MIGRATIONS = ["0001_initial", "0002_indexes_search_count", "0003_author_count_cover"]
+MIGRATIONS = [
+    "0001_initial",
+    "0002_indexes_search_count",
+    "0003_author_count_cover",
+    "0004_sqlite_covering_walks",
+]
 AT_ONCE = 4
 
 needs_postgres = pytest.mark.skipif(

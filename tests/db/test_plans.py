@@ -1,0 +1,183 @@
+"""A filtered page's plan: whichever way it reads its rows (walking the ordering's index,
+or through one filter's index and sorted) it gives the same pages, and the way chosen
+is the one that reads fewer rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from typing import Any
+
+import orjson
+import pytest
+
+from db import Backend, seed
+from db.query import BookFilter, PageQuery
+from db.schema import position_value
+
+ROWS = 3_000
+WIDE_PRICE = BookFilter(min_cents=10_000, max_cents=50_000)  # about 40% of the seeded rows
+ONE_YEAR = BookFilter(published_after=dt.date(1960, 1, 1), published_before=dt.date(1960, 12, 31))
+
+
+def _filters() -> list[BookFilter]:
+    author = seed.author_name(3)
+    return [
+        WIDE_PRICE,
+        ONE_YEAR,
+        BookFilter(author=author),
+        BookFilter(search="ri"),
+        BookFilter(search="river"),
+        BookFilter(min_cents=5_000, max_cents=50_000, published_after=dt.date(1950, 1, 1)),
+        BookFilter(
+            search="a", published_after=dt.date(1960, 1, 1), published_before=dt.date(1979, 12, 31)
+        ),
+        BookFilter(author=author, min_cents=10_000),
+        BookFilter(search="river", min_cents=20_000, max_cents=90_000),
+        # Long enough to be asked of the trigram index as its rarest trigrams.
+        BookFilter(search=author),
+        BookFilter(search=author.upper()[2:], max_cents=60_000),
+    ]
+
+
+ORDERINGS = [
+    (("id", False),),
+    (("title", False), ("id", False)),
+    (("published_date", True), ("id", False)),
+    (("price", False), ("id", False)),
+    (("author", True), ("id", False)),
+]
+COLUMN = {
+    "id": "id",
+    "title": "title",
+    "author": "author",
+    "published_date": "published_date",
+    "price": "price_cents",
+}
+
+
+def _matches(row: dict[str, Any], flt: BookFilter) -> bool:
+    if flt.author is not None and row["author"] != flt.author:
+        return False
+    if flt.search and not any(flt.search.lower() in row[c].lower() for c in ("title", "author")):
+        return False
+    day = dt.date.fromisoformat(str(row["published_date"]))
+    if flt.published_after and day < flt.published_after:
+        return False
+    if flt.published_before and day > flt.published_before:
+        return False
+    if flt.min_cents is not None and row["price_cents"] < flt.min_cents:
+        return False
+    return flt.max_cents is None or row["price_cents"] <= flt.max_cents
+
+
+def _expected(rows: list[dict[str, Any]], flt: BookFilter, ordering: Any) -> list[int]:
+    found = [r for r in rows if _matches(r, flt)]
+    for name, desc in reversed(ordering):  # a stable sort per key, last key first
+        found.sort(
+            key=lambda r: str(r[COLUMN[name]]) if name == "published_date" else r[COLUMN[name]],
+            reverse=desc,
+        )
+    return [r["id"] for r in found]
+
+
+async def _ids(db: Backend, q: PageQuery) -> tuple[list[int], Any]:
+    page = await db.list_books(q)
+    return [book["id"] for book in orjson.loads(page.json)], page
+
+
+async def test_every_plan_gives_the_same_pages_as_the_definition(
+    db: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await seed.seed_books(db, count=ROWS)
+    rows = [
+        dict(r)
+        for r in await db.fetch("SELECT id, title, author, published_date, price_cents FROM book")
+    ]
+    plans: list[Any] = [None]
+    if db.name == "sqlite":
+        from db import sqlite
+
+        # Every way a page can read its rows: walking each ordering's index, through each
+        # filter's index (SQLite's own choice: None).
+        plans += [(source, None) for source in sqlite._WALK.values()]
+        plans += [(sqlite._FTS_SOURCE, '"river"')]
+    for flt, ordering in itertools.product(_filters(), ORDERINGS):
+        expected = _expected(rows, flt, ordering)
+        for plan in plans:
+            if plan is not None and plan[1] is not None and flt.search != "river":
+                continue  # the trigram index serves only its own search
+            if db.name == "sqlite":
+
+                async def chosen(self: Any, q: PageQuery, count: Any, plan: Any = plan) -> Any:
+                    return plan
+
+                monkeypatch.setattr(type(db), "_source", chosen)
+            q = PageQuery(filter=flt, ordering=ordering, limit=7, with_count=True)
+            first, page = await _ids(db, q)
+            assert first == expected[:7], (flt, ordering, plan)
+            assert page.count == len(expected), (flt, ordering, plan)
+            if page.last is None:
+                continue
+            # As a cursor carries it, and as the API decodes it.
+            after = tuple(
+                position_value(name, v) for (name, _), v in zip(ordering, page.last, strict=True)
+            )
+            cursor = PageQuery(
+                filter=flt, ordering=ordering, limit=7, after=after, with_count=False
+            )
+            second, _ = await _ids(db, cursor)
+            assert second == expected[7:14], (flt, ordering, plan)
+            offset = PageQuery(filter=flt, ordering=ordering, limit=7, offset=9)
+            third, _ = await _ids(db, offset)
+            assert third == expected[9:16], (flt, ordering, plan)
+
+
+# PostgreSQL's planner chooses with its own statistics of value ranges.
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_a_page_reads_the_fewer_rows_of_walking_and_sorting(db: Backend) -> None:
+    from db import sqlite
+
+    await seed.seed_books(db, count=ROWS)
+    by_date = (("published_date", False), ("id", False))
+    by_price = (("price", False), ("id", False))
+    # 40% of the rows, ordered by another field: walk the date index, filtering as it goes
+    # (SQLite's own plan sorted every match).
+    wide = PageQuery(filter=WIDE_PRICE, ordering=by_date)
+    assert await db._source(wide, None) == (sqlite._WALK["published_date"], None)
+    # A year (under 1%) within that range, ordered by price: through the date index, the
+    # matches sorted (a walk of the price range would read some 80 rows per match).
+    year_in_range = BookFilter(
+        min_cents=10_000,
+        max_cents=50_000,
+        published_after=ONE_YEAR.published_after,
+        published_before=ONE_YEAR.published_before,
+    )
+    narrow = PageQuery(filter=year_in_range, ordering=by_price)
+    assert await db._source(narrow, None) == ("book INDEXED BY book_published_cover", None)
+    # What SQLite is sent has no sort of the whole range.
+    sent: list[str] = []
+    fetch = db.fetch
+
+    async def recording(sql: str, values: Any = (), *args: Any, **kw: Any) -> Any:
+        sent.append(sql)
+        return await fetch(sql, values, *args, **kw)
+
+    db.fetch = recording  # type: ignore[method-assign]
+    await db.list_books(wide)
+    plan = await fetch(f"EXPLAIN QUERY PLAN {sent[-1]}", [10_000, 50_000, 21, 0])
+    details = " / ".join(str(r["detail"]) for r in plan)
+    assert "book_published_cover" in details and "TEMP B-TREE FOR ORDER BY" not in details, details
+
+
+def test_a_long_search_asks_the_trigram_index_for_its_rarest_trigrams() -> None:
+    from db.sqlite import _fts_phrase
+
+    shares = {"ine": 500, "nes": 200, "es ": 400, "s i": 10, " iv": 50, "iva": 90}
+    shares |= {"van": 90, "ano": 60, "nov": 80, "ova": 80}
+    long = BookFilter(search="Ines Ivanova")
+    assert _fts_phrase(long, shares) == '"s I" AND " Iv" AND "ano"'
+    assert _fts_phrase(long, None) == '"Ines Ivanova"'  # no sample yet: the phrase
+    assert _fts_phrase(BookFilter(search='a"bcd'), shares) == '"a""bcd"'  # 3 trigrams
+    assert _fts_phrase(BookFilter(search="ab"), shares) is None
