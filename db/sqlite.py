@@ -89,6 +89,10 @@ _WALK: Final = {
     "published_date": "book INDEXED BY book_published_cover",
     "price": "book INDEXED BY book_price_cover",
 }
+_WALKS: Final = frozenset(_WALK.values())
+# A walk stops after this many progress-handler periods (some 40,000 index entries read
+# and filtered, about 30 ms) and the page is read through its narrowest filter instead.
+WALK_BUDGET: Final = 40
 # Plans (``SqliteBackend._source``) use counts of a filter and its parts, kept this
 # long per worker (planning does not need them to the row), for up to this many filters.
 PLAN_STATS_SECONDS: Final = 30.0
@@ -149,20 +153,28 @@ def _fts_phrase(flt: BookFilter, shares: Mapping[str, int] | None = None) -> str
     faster: no query.
 
     A search of up to FTS_TERMS trigrams is asked for as a phrase. A longer one is asked
-    for as its FTS_TERMS rarest trigrams (``shares``: how many rows of a sample hold each
-    one; ``SqliteBackend._trigram_shares``) joined by AND, which finds every row the
-    phrase finds and a few more, which the LIKE drops: an author's full name is a phrase
-    of 10 trigrams, some of them in half the rows ("ine", "es "), and FTS5 read all of
-    their lists (57 ms at ten million rows); its 3 rarest took 5 ms.
+    for as the rarest trigram of each of FTS_TERMS stretches of it (``shares``: how many
+    rows of a sample hold each one; ``SqliteBackend._trigram_shares``) joined by AND,
+    which finds every row the phrase finds and a few more, which the LIKE drops: an
+    author's full name is a phrase of 10 trigrams, some of them in half the rows ("ine",
+    "es "), and FTS5 read all of their lists (57 ms at ten million rows); 3 rare ones
+    took 5 ms.
     """
     search = flt.search
     if not search or len(search) < 3 or flt.author is not None:
         return None
-    grams = {search[i : i + 3] for i in range(len(search) - 2)}
-    if len(grams) <= FTS_TERMS or not shares:
+    grams = [search[i : i + 3] for i in range(len(search) - 2)]
+    if len(set(grams)) <= FTS_TERMS or not shares:
         return _quoted(search)
-    rarest = sorted(grams, key=lambda g: (shares.get(g.lower(), 0), g))[:FTS_TERMS]
-    return " AND ".join(_quoted(g) for g in rarest)
+    # The rarest of each of FTS_TERMS stretches of the search: the rarest three overall
+    # can all come from one word ("Zhou" of "Mila Zhou", shared by every Zhou).
+    size = len(grams) / FTS_TERMS
+    picked: list[str] = []
+    for k in range(FTS_TERMS):
+        stretch = [g for g in grams[round(k * size) : round((k + 1) * size)] if g not in picked]
+        if stretch:
+            picked.append(min(stretch, key=lambda g: (shares.get(g.lower(), 0), g)))
+    return " AND ".join(_quoted(g) for g in picked)
 
 
 def _quoted(text: str) -> str:
@@ -356,7 +368,7 @@ class SqliteBackend(Backend):
             raise StatementTimeoutError(exc.seconds, counting=True) from exc
         return int(rows[0]["n"])
 
-    async def count(
+    async def _count(
         self, q: PageQuery, clauses: list[str], values: list[Any], source: str = "book"
     ) -> tuple[int, bool]:
         """Counted through the index of the filter's narrowest part (``_narrowest``):
@@ -370,7 +382,7 @@ class SqliteBackend(Backend):
             if through is not None:
                 source, phrase = through
         if phrase is None:
-            return await super().count(q, clauses, values, source)
+            return await super()._count(q, clauses, values, source)
         found = await self._search_count(phrase, clauses, values, q.exact_count)
         if found is not None:
             return found
@@ -394,7 +406,9 @@ class SqliteBackend(Backend):
         over = SEARCH_EXACT_COUNT + 1
         where = " AND ".join(clauses)
         exact_sql = f"SELECT count(*) AS n FROM {_FTS_SOURCE} WHERE {where}"
-        if len(clauses) == 1:  # the search's own LIKE: the index alone bounds the count
+        if len(clauses) == 1 and '" AND "' not in phrase:
+            # The search's own LIKE and its whole phrase: the index alone bounds the count
+            # (asked for its rarest trigrams, it finds rows the LIKE then drops).
             capped = "SELECT rowid AS hit FROM book_search WHERE book_search MATCH ? ORDER BY rowid"
             capped_values = [phrase]
             exact_now = f"({exact_sql})"
@@ -527,29 +541,49 @@ class SqliteBackend(Backend):
         if q.with_count:
             count, exact = await self.count(q, clauses, values)
         chosen = await self._source(q, (count, exact) if count is not None else None)
-        if chosen is not None:
-            source, phrase = chosen
+        if chosen is None:
+            rows = await self._page(q, clauses, values, _FTS_SOURCE if phrase else "book", phrase)
+        elif chosen[0] not in _WALKS:
+            rows = await self._page(q, clauses, values, *chosen)
         else:
-            source = _FTS_SOURCE if phrase else "book"
-        id_column = "hit" if phrase else "id"
-        params = [phrase, *values] if phrase else values
+            try:
+                rows = await self._page(q, clauses, values, *chosen, budget=WALK_BUDGET)
+            except OverBudgetError:
+                # The matches are not spread over the ordering as the estimate took them
+                # to be (an author's name searched, ordered by author: all of them in one
+                # stretch of the index, maybe half the table away).
+                through = await self._narrowest(q.filter.parts())
+                rows = await self._page(q, clauses, values, *(through or ("book", None)))
+        page = split_page(rows[0], q, count)
+        if not exact:
+            page.count_exact = False
+        return page
+
+    async def _page(
+        self,
+        q: PageQuery,
+        clauses: list[str],
+        values: list[Any],
+        source: str,
+        phrase: str | None,
+        budget: int = -1,
+    ) -> Sequence[Row]:
+        """The gathered row of ``q``'s page read from ``source`` (``phrase``: the FTS
+        query it takes); OverBudgetError past ``budget``."""
+        params = [phrase, *values] if phrase else list(values)
         if q.after is not None:
             params += query.keyset_values(q.after, q.ordering, self.date_param)
         statement = query.page_sql(
             json_select(q.fields, q.ordering),
             source,
-            id_column,
+            "hit" if phrase else "id",
             tuple(clauses),
             q.ordering,
             q.backwards,
             q.after is not None,
         )
         params += [q.limit + 1, q.offset]
-        rows = await self.fetch(gathered(statement, q.ordering), params)
-        page = split_page(rows[0], q, count)
-        if not exact:
-            page.count_exact = False
-        return page
+        return await self.fetch(gathered(statement, q.ordering), params, budget=budget)
 
     async def check_counts(self, *, thorough: bool = False) -> tuple[int, int, int | None]:
         rows, counter, _ = await super().check_counts()

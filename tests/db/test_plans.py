@@ -177,7 +177,45 @@ def test_a_long_search_asks_the_trigram_index_for_its_rarest_trigrams() -> None:
     shares = {"ine": 500, "nes": 200, "es ": 400, "s i": 10, " iv": 50, "iva": 90}
     shares |= {"van": 90, "ano": 60, "nov": 80, "ova": 80}
     long = BookFilter(search="Ines Ivanova")
-    assert _fts_phrase(long, shares) == '"s I" AND " Iv" AND "ano"'
+    # The rarest of each third: "Ines", "s Iva", "anova" (not three of one word).
+    assert _fts_phrase(long, shares) == '"nes" AND "s I" AND "ano"'
     assert _fts_phrase(long, None) == '"Ines Ivanova"'  # no sample yet: the phrase
     assert _fts_phrase(BookFilter(search='a"bcd'), shares) == '"a""bcd"'  # 3 trigrams
     assert _fts_phrase(BookFilter(search="ab"), shares) is None
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_a_walk_past_its_budget_is_read_through_the_narrowest_filter_instead(
+    db: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Matches clustered in the ordering (an author's name searched, ordered by author)
+    made a walk read half the table; past its budget the page goes through a filter."""
+    from db import sqlite
+
+    await seed.seed_books(db, count=20_000)  # a walk of them takes several periods
+    rows = [
+        dict(r)
+        for r in await db.fetch("SELECT id, title, author, published_date, price_cents FROM book")
+    ]
+    author = seed.author_name(3)
+    flt = BookFilter(author=author)
+    by_title = (("title", False), ("id", False))
+
+    async def walk(self: Any, q: PageQuery, count: Any) -> Any:
+        return (sqlite._WALK["title"], None)  # a walk of every row for a few matches
+
+    monkeypatch.setattr(type(db), "_source", walk)
+    monkeypatch.setattr(sqlite, "WALK_BUDGET", 0)
+    sent: list[str] = []
+    fetch = db.fetch
+
+    async def recording(sql: str, values: Any = (), *args: Any, **kw: Any) -> Any:
+        sent.append(sql)
+        return await fetch(sql, values, *args, **kw)
+
+    db.fetch = recording  # type: ignore[method-assign]
+    ids, page = await _ids(db, PageQuery(filter=flt, ordering=by_title, limit=7))
+    assert ids == _expected(rows, flt, by_title)[:7]
+    walked, through = [sql for sql in sent if "group_concat" in sql]  # the page statements
+    assert "INDEXED BY book_title_cover" in walked
+    assert "INDEXED BY book_author_cover" in through
