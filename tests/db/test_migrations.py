@@ -173,8 +173,11 @@ async def test_search_uses_the_trigram_indexes(
     finally:
         await close_db()
     try:
-        assert len(sent) == 3  # a count and a page, then a keyset page
-        for statement, values in sent:
+        # The count's sample of the table (estimate_count) reads runs of ids by the
+        # primary key, not by a search index; the count itself and the pages do.
+        searching = [(s, v) for s, v in sent if "WITH RECURSIVE" not in s and "min(id)" not in s]
+        assert len(searching) == 3  # a count and a page, then a keyset page
+        for statement, values in searching:
             plan = postgres.fetch(f"EXPLAIN {_numbered(statement)}", *values)
             text = "\n".join(r[0] for r in plan)
             assert "book_title_trgm" in text and "book_author_trgm" in text, text
