@@ -114,7 +114,9 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--database-url",
-        help="run on this database (its book table is REPLACED by the seed); "
+        help="run on this database (its book table is REPLACED by the seed, unless it "
+        "holds the seeded rows already); {rows} in it is the row count, a database per "
+        "count (sqlite:///data/bench-{rows}.sqlite3, postgres://.../db?schema=r{rows}); "
         "default: a fresh SQLite file per target under benchmarks/results/tmp/",
     )
     p.add_argument(

@@ -119,6 +119,12 @@ def seed_rows(rows: int, *, seed: int, database_url: str, log: Callable[[str], N
         raise MainPyError(args, returncode, "".join(tail))
 
 
+def url_for(database_url: str | None, rows: int) -> str | None:
+    """The database of ``rows`` rows: ``{rows}`` in a URL is the row count (a file or a
+    schema per row count, seeded once and used again by later runs)."""
+    return database_url.replace("{rows}", str(rows)) if database_url else None
+
+
 def already_seeded(database_url: str, rows: int, seed: int, probes: int = 64) -> bool:
     """Whether ``database_url`` holds exactly the ``rows`` books ``main.py seed --count
     ROWS --seed SEED --replace`` writes: ids 1..ROWS, every kept count in step, and the

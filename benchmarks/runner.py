@@ -385,7 +385,7 @@ def run_group(
             data[rows] = ds.prepare(
                 rows,
                 seed=config.seed,
-                database_url=config.database_url,
+                database_url=ds.url_for(config.database_url, rows),
                 work_dir=work_dir,
                 log=log,
             )
@@ -513,8 +513,10 @@ def run(config: Config, log: Log = print) -> tuple[dict[str, Any], Path]:
     if config.database_url:
         parts = urlsplit(config.database_url)
         doc["config"]["database_url"] = f"{parts.scheme}://{parts.hostname or ''}{parts.path}"
-    # Our own SQLite copies can all be served at once; a given database holds one table.
-    groups = [config.rows] if config.database_url is None else [(r,) for r in config.rows]
+    # Our own SQLite copies can all be served at once, as can databases named per row count
+    # ("{rows}" in the URL); a given database holds one table.
+    one_each = config.database_url is None or "{rows}" in config.database_url
+    groups = [config.rows] if one_each else [(r,) for r in config.rows]
     try:
         for group in groups:
             run_group(config, group, work_dir, prefix, log, doc["records"], doc["tables"])
