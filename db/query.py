@@ -192,6 +192,12 @@ def keyset_values(
     return values
 
 
+def _unindexed(column: str, name: str) -> str:
+    if name != "id" and BY_NAME[name].kind == "text":
+        return f"({column} || '')"
+    return f"({column} + 0)"
+
+
 @functools.lru_cache(maxsize=256)
 def page_sql(
     select: str,
@@ -201,13 +207,16 @@ def page_sql(
     ordering: Ordering,
     backwards: bool,
     keyset: bool,
+    sort: bool = False,
 ) -> str:
-    """A page's statement: one text per shape of page, made once."""
+    """A page's statement: one text per shape of page, made once. ``sort``: order by
+    expressions of the columns (``x + 0``, ``x || ''``: the same order) that no index
+    serves, so the planner finds the rows through the filter's index and sorts them."""
     if keyset:
         clauses = (*clauses, _keyset_sql(ordering, backwards, id_column))
     order = ", ".join(
-        f"{column} {'DESC' if desc != backwards else 'ASC'}"
-        for column, (_, desc) in zip(columns(ordering, id_column), ordering, strict=True)
+        f"{_unindexed(column, name) if sort else column} {'DESC' if desc != backwards else 'ASC'}"
+        for column, (name, desc) in zip(columns(ordering, id_column), ordering, strict=True)
     )
     where_sql = f" WHERE {' AND '.join(clauses)}" if clauses else ""
     return f"SELECT {select} FROM {source}{where_sql} ORDER BY {order} LIMIT ? OFFSET ?"

@@ -90,6 +90,10 @@ _WALK: Final = {
     "price": "book INDEXED BY book_price_cover",
 }
 _WALKS: Final = frozenset(_WALK.values())
+# A page whose plan reads more than this many index entries' worth (``_cost``) runs on the
+# worker's second connection: a millisecond or more of work that would hold up every
+# cheap request queued behind it on the worker's own.
+ASIDE_FROM: Final = 2_000
 # A walk stops after this many progress-handler periods (some 40,000 index entries read
 # and filtered, about 30 ms) and the page is read through its narrowest filter instead.
 WALK_BUDGET: Final = 40
@@ -439,9 +443,10 @@ class SqliteBackend(Backend):
 
     async def _source(
         self, q: PageQuery, values_count: tuple[int, bool] | None
-    ) -> tuple[str, str | None] | None:
+    ) -> tuple[tuple[str, str | None] | None, float]:
         """Where a filtered page reads its rows from, or None for SQLite's own choice:
-        (the FROM of the page, the FTS phrase it still needs or None).
+        (the FROM of the page, the FTS phrase it still needs or None); and the rows it
+        will read, in index entries (``_cost``).
 
         SQLite's planner has no statistics of value ranges (this build has no STAT4): it
         took a price range of 40% of the rows for a narrow one and sorted 400,000 rows at
@@ -460,7 +465,7 @@ class SqliteBackend(Backend):
         flt = q.filter
         parts = flt.parts()
         if not parts:
-            return None
+            return None, 0.0
         first = q.ordering[0][0]
         matches = values_count[0] if values_count else await self._matches(flt)
         total = await self._total()
@@ -473,7 +478,7 @@ class SqliteBackend(Backend):
             through = _through(part, self._shares)
             if through is not None and _cost(rows[part], through) < best:
                 best, choice = _cost(rows[part], through), through
-        return choice
+        return choice, best
 
     async def _narrowest(self, parts: Sequence[BookFilter]) -> tuple[str, str | None] | None:
         """The FROM (and FTS phrase) through the index of the part with fewest matches;
@@ -540,20 +545,28 @@ class SqliteBackend(Backend):
         exact = True
         if q.with_count:
             count, exact = await self.count(q, clauses, values)
-        chosen = await self._source(q, (count, exact) if count is not None else None)
+        chosen, cost = await self._source(q, (count, exact) if count is not None else None)
+        # Reading far more rows than a page shows: on the connection that counts, so the
+        # worker's own keeps answering the cheap requests queued behind this one.
+        aside = cost > ASIDE_FROM
         if chosen is None:
-            rows = await self._page(q, clauses, values, _FTS_SOURCE if phrase else "book", phrase)
+            source = _FTS_SOURCE if phrase else "book"
+            rows = await self._page(q, clauses, values, source, phrase, aside=aside)
         elif chosen[0] not in _WALKS:
-            rows = await self._page(q, clauses, values, *chosen)
+            rows = await self._page(q, clauses, values, *chosen, aside=aside)
         else:
             try:
-                rows = await self._page(q, clauses, values, *chosen, budget=WALK_BUDGET)
+                rows = await self._page(
+                    q, clauses, values, *chosen, budget=WALK_BUDGET, aside=aside
+                )
             except OverBudgetError:
                 # The matches are not spread over the ordering as the estimate took them
                 # to be (an author's name searched, ordered by author: all of them in one
                 # stretch of the index, maybe half the table away).
                 through = await self._narrowest(q.filter.parts())
-                rows = await self._page(q, clauses, values, *(through or ("book", None)))
+                rows = await self._page(
+                    q, clauses, values, *(through or ("book", None)), aside=True
+                )
         page = split_page(rows[0], q, count)
         if not exact:
             page.count_exact = False
@@ -567,9 +580,11 @@ class SqliteBackend(Backend):
         source: str,
         phrase: str | None,
         budget: int = -1,
+        aside: bool = False,
     ) -> Sequence[Row]:
         """The gathered row of ``q``'s page read from ``source`` (``phrase``: the FTS
-        query it takes); OverBudgetError past ``budget``."""
+        query it takes); OverBudgetError past ``budget``; ``aside``: on the connection
+        that counts (``_fetch_counting``), not the worker's own."""
         params = [phrase, *values] if phrase else list(values)
         if q.after is not None:
             params += query.keyset_values(q.after, q.ordering, self.date_param)
@@ -583,6 +598,8 @@ class SqliteBackend(Backend):
             q.after is not None,
         )
         params += [q.limit + 1, q.offset]
+        if aside:
+            return await self._fetch_counting(gathered(statement, q.ordering), params, budget)
         return await self.fetch(gathered(statement, q.ordering), params, budget=budget)
 
     async def check_counts(self, *, thorough: bool = False) -> tuple[int, int, int | None]:

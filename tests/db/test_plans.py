@@ -111,7 +111,7 @@ async def test_every_plan_gives_the_same_pages_as_the_definition(
             if db.name == "sqlite":
 
                 async def chosen(self: Any, q: PageQuery, count: Any, plan: Any = plan) -> Any:
-                    return plan
+                    return plan, 0.0
 
                 monkeypatch.setattr(type(db), "_source", chosen)
             q = PageQuery(filter=flt, ordering=ordering, limit=7, with_count=True)
@@ -145,7 +145,7 @@ async def test_a_page_reads_the_fewer_rows_of_walking_and_sorting(db: Backend) -
     # 40% of the rows, ordered by another field: walk the date index, filtering as it goes
     # (SQLite's own plan sorted every match).
     wide = PageQuery(filter=WIDE_PRICE, ordering=by_date)
-    assert await db._source(wide, None) == (sqlite._WALK["published_date"], None)
+    assert (await db._source(wide, None))[0] == (sqlite._WALK["published_date"], None)
     # A year (under 1%) within that range, ordered by price: through the date index, the
     # matches sorted (a walk of the price range would read some 80 rows per match).
     year_in_range = BookFilter(
@@ -155,7 +155,7 @@ async def test_a_page_reads_the_fewer_rows_of_walking_and_sorting(db: Backend) -
         published_before=ONE_YEAR.published_before,
     )
     narrow = PageQuery(filter=year_in_range, ordering=by_price)
-    assert await db._source(narrow, None) == ("book INDEXED BY book_published_cover", None)
+    assert (await db._source(narrow, None))[0] == ("book INDEXED BY book_published_cover", None)
     # What SQLite is sent has no sort of the whole range.
     sent: list[str] = []
     fetch = db.fetch
@@ -202,7 +202,7 @@ async def test_a_walk_past_its_budget_is_read_through_the_narrowest_filter_inste
     by_title = (("title", False), ("id", False))
 
     async def walk(self: Any, q: PageQuery, count: Any) -> Any:
-        return (sqlite._WALK["title"], None)  # a walk of every row for a few matches
+        return (sqlite._WALK["title"], None), 1.0  # a walk of every row for a few matches
 
     monkeypatch.setattr(type(db), "_source", walk)
     monkeypatch.setattr(sqlite, "WALK_BUDGET", 0)
@@ -213,9 +213,77 @@ async def test_a_walk_past_its_budget_is_read_through_the_narrowest_filter_inste
         sent.append(sql)
         return await fetch(sql, values, *args, **kw)
 
+    counting = db._fetch_counting  # type: ignore[attr-defined]
+
+    async def recording_aside(sql: str, values: Any = (), *args: Any) -> Any:
+        sent.append(sql)
+        return await counting(sql, values, *args)
+
     db.fetch = recording  # type: ignore[method-assign]
+    db._fetch_counting = recording_aside  # type: ignore[attr-defined]
     ids, page = await _ids(db, PageQuery(filter=flt, ordering=by_title, limit=7))
     assert ids == _expected(rows, flt, by_title)[:7]
     walked, through = [sql for sql in sent if "group_concat" in sql]  # the page statements
     assert "INDEXED BY book_title_cover" in walked
     assert "INDEXED BY book_author_cover" in through
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_a_page_that_reads_many_rows_runs_beside_the_workers_own_connection(
+    db: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """So the cheap requests queued on the worker's connection are not held up behind it
+    (the connection that counts, as ``Prefer: count=exact`` does)."""
+    from db import sqlite
+
+    await seed.seed_books(db, count=ROWS)
+    where: list[str] = []
+    fetch, counting = db.fetch, db._fetch_counting  # type: ignore[attr-defined]
+
+    async def own(sql: str, values: Any = (), *args: Any, **kw: Any) -> Any:
+        where.append("own" if "group_concat" in sql else "")
+        return await fetch(sql, values, *args, **kw)
+
+    async def aside(sql: str, values: Any = (), *args: Any) -> Any:
+        where.append("aside" if "group_concat" in sql else "")
+        return await counting(sql, values, *args)
+
+    db.fetch = own  # type: ignore[method-assign]
+    db._fetch_counting = aside  # type: ignore[attr-defined]
+    by_title = PageQuery(filter=WIDE_PRICE, ordering=(("title", False), ("id", False)))
+    cheap, _ = await _ids(db, by_title)
+    for cost in (sqlite.ASIDE_FROM + 1, 10 * sqlite.ASIDE_FROM):
+
+        async def costly(self: Any, q: PageQuery, count: Any, cost: float = cost) -> Any:
+            return (sqlite._WALK["title"], None), cost
+
+        monkeypatch.setattr(type(db), "_source", costly)
+        assert (await _ids(db, by_title))[0] == cheap
+    assert [w for w in where if w] == ["own", "aside", "aside"]
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_postgres_sorts_an_authors_books_and_a_rare_searchs_matches(db: Backend) -> None:
+    """Rather than walk the ordering's index fetching every row it passes from the table
+    (seconds at ten million rows): the ORDER BY is of expressions no index serves."""
+    await seed.seed_books(db, count=ROWS)
+    sent: list[str] = []
+    fetch = db.fetch
+
+    async def recording(sql: str, values: Any = (), *args: Any, **kw: Any) -> Any:
+        sent.append(sql)
+        return await fetch(sql, values, *args, **kw)
+
+    db.fetch = recording  # type: ignore[method-assign]
+    author = seed.author_name(3)
+    cases = [
+        (BookFilter(author=author), "price", "ORDER BY (price_cents + 0) ASC, (id + 0) ASC"),
+        (BookFilter(author=author), "id", "ORDER BY id ASC"),  # the author's index gives it
+        (BookFilter(search=author), "title", "ORDER BY (title || '') ASC, (id + 0) ASC"),
+        (BookFilter(search="e"), "title", "ORDER BY title ASC, id ASC"),  # most rows match
+        (WIDE_PRICE, "title", "ORDER BY title ASC, id ASC"),  # the planner's own statistics
+    ]
+    for flt, field, order in cases:
+        await db.list_books(PageQuery(filter=flt, ordering=((field, False), ("id", False))))
+        page = [sql for sql in sent if sql.startswith("SELECT id, title")][-1]
+        assert order in page, (flt, field, page)
