@@ -88,3 +88,42 @@ def test_pin_splits_the_cpus_between_the_servers_and_wrk() -> None:
     assert wrk is not None and str(cpus[-1]) not in wrk.split(",")
     with pytest.raises(ValueError, match="--workers 1"):
         Config(pin=True, workers=2).check()
+
+
+@pytest.mark.server
+@needs_wrk
+def test_the_isolation_run_writes_its_table(tmp_path: Path) -> None:
+    pytest.importorskip("psutil", reason=BENCH_EXTRA)
+    import os
+    import subprocess
+
+    url = f"sqlite://{tmp_path / 'iso.sqlite3'}"
+    env = {**os.environ, "DATABASE_URL": url}
+    seed = [sys.executable, "main.py", "seed", "--count", "2000", "--replace"]
+    subprocess.run(seed, cwd=ROOT, env=env, check=True, capture_output=True)
+    args = ["--database-url", url, "--rows", "2000", "--duration", "1", "--warmup", "0.2"]
+    args += ["--out", str(tmp_path / "out"), "--no-plots", "--detail-clients", "4"]
+    args += ["--heavy-clients", "2", "--heavy", "/books/?search=e&ordering=title&limit=100"]
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.isolation", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    doc = json.loads((tmp_path / "out" / "isolation_1.json").read_text())
+    assert doc["alone"]["rps"] > 0 and doc["beside"]["rps"] > 0 and doc["heavy"]["rps"] > 0
+    assert 0 < doc["detail_kept"] == round(doc["beside"]["rps"] / doc["alone"]["rps"], 3)
+    table = (tmp_path / "out" / "isolation_1.md").read_text()
+    assert "| detail + heavy |" in table and "kept" in table
+    unseeded = subprocess.run(
+        [sys.executable, "-m", "benchmarks.isolation", "--database-url", url, "--rows", "5"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert unseeded.returncode == 2
+    assert len(unseeded.stdout.strip().splitlines()) == 1
+    assert "python main.py seed --count 5" in unseeded.stdout
