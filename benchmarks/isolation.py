@@ -39,7 +39,7 @@ def _out(line: str = "") -> None:
 
 
 def _wrk(url: str, paths: list[str], clients: int, seconds: float) -> dict[str, Any]:
-    run = loadgen.WrkRun(url, SCRIPT, clients, 1, seconds)
+    run = loadgen.WrkRun(url, SCRIPT, clients, 1, max(1, round(seconds)))  # wrk: whole seconds
     return loadgen.run_wrk(run, {"BENCH_PATHS": "|".join(paths)})
 
 
