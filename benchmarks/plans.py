@@ -69,6 +69,14 @@ class Recorder:
             return await self._fetch(sql, values, *args, **kw)
 
         backend.fetch = fetch  # type: ignore[method-assign]
+        aside = getattr(backend, "_fetch_counting", None)
+        if aside is not None:  # SQLite's second connection (pages that read many rows)
+
+            async def fetch_aside(sql: str, values: Sequence[Any] = (), *args: Any) -> Any:
+                self.calls.append((sql, list(values)))
+                return await aside(sql, values, *args)
+
+            backend._fetch_counting = fetch_aside  # type: ignore[attr-defined]
 
     async def explain(self, sql: str, values: list[Any]) -> list[str]:
         if self.backend.name == "sqlite":
