@@ -87,6 +87,28 @@ async def _ids(db: Backend, q: PageQuery) -> tuple[list[int], Any]:
     return [book["id"] for book in orjson.loads(page.json)], page
 
 
+def _record(db: Backend) -> list[tuple[str, str]]:
+    """(which connection, statement) of every statement ``db`` sends from now on: "own"
+    for the worker's connection (``fetch``), "aside" for SQLite's second one."""
+    sent: list[tuple[str, str]] = []
+    fetch = db.fetch
+
+    async def own(sql: str, values: Any = (), *args: Any, **kw: Any) -> Any:
+        sent.append(("own", sql))
+        return await fetch(sql, values, *args, **kw)
+
+    db.fetch = own  # type: ignore[method-assign]
+    counting = getattr(db, "_fetch_counting", None)
+    if counting is not None:
+
+        async def aside(sql: str, values: Any = (), *args: Any) -> Any:
+            sent.append(("aside", sql))
+            return await counting(sql, values, *args)
+
+        db._fetch_counting = aside  # type: ignore[attr-defined]
+    return sent
+
+
 async def test_every_plan_gives_the_same_pages_as_the_definition(
     db: Backend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -157,16 +179,10 @@ async def test_a_page_reads_the_fewer_rows_of_walking_and_sorting(db: Backend) -
     narrow = PageQuery(filter=year_in_range, ordering=by_price)
     assert (await db._source(narrow, None))[0] == ("book INDEXED BY book_published_cover", None)
     # What SQLite is sent has no sort of the whole range.
-    sent: list[str] = []
     fetch = db.fetch
-
-    async def recording(sql: str, values: Any = (), *args: Any, **kw: Any) -> Any:
-        sent.append(sql)
-        return await fetch(sql, values, *args, **kw)
-
-    db.fetch = recording  # type: ignore[method-assign]
+    sent = _record(db)
     await db.list_books(wide)
-    plan = await fetch(f"EXPLAIN QUERY PLAN {sent[-1]}", [10_000, 50_000, 21, 0])
+    plan = await fetch(f"EXPLAIN QUERY PLAN {sent[-1][1]}", [10_000, 50_000, 21, 0])
     details = " / ".join(str(r["detail"]) for r in plan)
     assert "book_published_cover" in details and "TEMP B-TREE FOR ORDER BY" not in details, details
 
@@ -206,24 +222,10 @@ async def test_a_walk_past_its_budget_is_read_through_the_narrowest_filter_inste
 
     monkeypatch.setattr(type(db), "_source", walk)
     monkeypatch.setattr(sqlite, "WALK_BUDGET", 0)
-    sent: list[str] = []
-    fetch = db.fetch
-
-    async def recording(sql: str, values: Any = (), *args: Any, **kw: Any) -> Any:
-        sent.append(sql)
-        return await fetch(sql, values, *args, **kw)
-
-    counting = db._fetch_counting  # type: ignore[attr-defined]
-
-    async def recording_aside(sql: str, values: Any = (), *args: Any) -> Any:
-        sent.append(sql)
-        return await counting(sql, values, *args)
-
-    db.fetch = recording  # type: ignore[method-assign]
-    db._fetch_counting = recording_aside  # type: ignore[attr-defined]
+    sent = _record(db)
     ids, page = await _ids(db, PageQuery(filter=flt, ordering=by_title, limit=7))
     assert ids == _expected(rows, flt, by_title)[:7]
-    walked, through = [sql for sql in sent if "group_concat" in sql]  # the page statements
+    walked, through = [sql for _, sql in sent if "group_concat" in sql]  # the page statements
     assert "INDEXED BY book_title_cover" in walked
     assert "INDEXED BY book_author_cover" in through
 
@@ -237,19 +239,7 @@ async def test_a_page_that_reads_many_rows_runs_beside_the_workers_own_connectio
     from db import sqlite
 
     await seed.seed_books(db, count=ROWS)
-    where: list[str] = []
-    fetch, counting = db.fetch, db._fetch_counting  # type: ignore[attr-defined]
-
-    async def own(sql: str, values: Any = (), *args: Any, **kw: Any) -> Any:
-        where.append("own" if "group_concat" in sql else "")
-        return await fetch(sql, values, *args, **kw)
-
-    async def aside(sql: str, values: Any = (), *args: Any) -> Any:
-        where.append("aside" if "group_concat" in sql else "")
-        return await counting(sql, values, *args)
-
-    db.fetch = own  # type: ignore[method-assign]
-    db._fetch_counting = aside  # type: ignore[attr-defined]
+    sent = _record(db)
     by_title = PageQuery(filter=WIDE_PRICE, ordering=(("title", False), ("id", False)))
     cheap, _ = await _ids(db, by_title)
     for cost in (sqlite.ASIDE_FROM + 1, 10 * sqlite.ASIDE_FROM):
@@ -259,7 +249,7 @@ async def test_a_page_that_reads_many_rows_runs_beside_the_workers_own_connectio
 
         monkeypatch.setattr(type(db), "_source", costly)
         assert (await _ids(db, by_title))[0] == cheap
-    assert [w for w in where if w] == ["own", "aside", "aside"]
+    assert [where for where, sql in sent if "group_concat" in sql] == ["own", "aside", "aside"]
 
 
 @pytest.mark.parametrize("backend", ["postgres"])
@@ -267,14 +257,7 @@ async def test_postgres_sorts_an_authors_books_and_a_rare_searchs_matches(db: Ba
     """Rather than walk the ordering's index fetching every row it passes from the table
     (seconds at ten million rows): the ORDER BY is of expressions no index serves."""
     await seed.seed_books(db, count=ROWS)
-    sent: list[str] = []
-    fetch = db.fetch
-
-    async def recording(sql: str, values: Any = (), *args: Any, **kw: Any) -> Any:
-        sent.append(sql)
-        return await fetch(sql, values, *args, **kw)
-
-    db.fetch = recording  # type: ignore[method-assign]
+    sent = _record(db)
     author = seed.author_name(3)
     cases = [
         (BookFilter(author=author), "price", "ORDER BY (price_cents + 0) ASC, (id + 0) ASC"),
@@ -285,5 +268,5 @@ async def test_postgres_sorts_an_authors_books_and_a_rare_searchs_matches(db: Ba
     ]
     for flt, field, order in cases:
         await db.list_books(PageQuery(filter=flt, ordering=((field, False), ("id", False))))
-        page = [sql for sql in sent if sql.startswith("SELECT id, title")][-1]
+        page = [sql for _, sql in sent if sql.startswith("SELECT id, title")][-1]
         assert order in page, (flt, field, page)
