@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import math
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, Generic, TypeVar
 
 import orjson
 from tortoise import connections
@@ -35,9 +36,10 @@ from db.errors import (
     StatementTimeoutError,
     TokenRejectedError,
 )
-from db.query import BookJSON, BookValues, Page, PageQuery
+from db.query import BookFilter, BookJSON, BookValues, Page, PageQuery
 from db.tokens import ACTIVE_TOKEN, LAST_USED_RESOLUTION, hash_key
 
+V = TypeVar("V")
 Row = Any  # a driver's row, indexable by column name; never leaves db/
 # The seed's batches: (first id, how many, dates as ISO text?) -> rows of new books.
 RowBatches = Callable[[int, int, bool], Any]
@@ -60,8 +62,9 @@ _INSERT: Final = "INSERT INTO book (title, author, published_date, price_cents, 
 # asks for every match, however long it takes up to the statement time limit.
 COUNT_EXACT_UP_TO: Final = 1_000
 COUNT_SCAN_LIMIT: Final = 10_000
-ESTIMATE_KEPT_SECONDS: Final = 30.0
-ESTIMATES_KEPT: Final = 4096
+# Estimates (``Backend.count``) and the counts plans are made from (``Backend.planned``)
+# are kept this long per filter in a process: a plan does not need a count to the row.
+KEPT_SECONDS: Final = 30.0
 SAMPLE_BLOCKS: Final = 100
 SAMPLE_ROWS: Final = 10_000
 BOUNDED_COUNT: Final = (
@@ -78,6 +81,27 @@ _SAMPLE: Final = (
     " SELECT count(*) AS e, count(CASE WHEN {where} THEN 1 END) AS m"
     " FROM s JOIN book ON book.id >= ? + s.k * ? AND book.id < ? + s.k * ? + ?"
 )
+
+
+class Kept(Generic[V]):
+    """Values kept ``seconds`` each by key, up to ``most`` keys (past it, all are dropped
+    at once: a worker's filters in use come back within seconds)."""
+
+    __slots__ = ("_items", "most", "seconds")
+
+    def __init__(self, seconds: float, most: int = 4096) -> None:
+        self._items: dict[Any, tuple[V, float]] = {}
+        self.seconds = seconds
+        self.most = most
+
+    def get(self, key: Any) -> V | None:
+        item = self._items.get(key)
+        return item[0] if item is not None and item[1] > time.monotonic() else None
+
+    def put(self, key: Any, value: V) -> None:
+        if len(self._items) >= self.most:
+            self._items.clear()
+        self._items[key] = (value, time.monotonic() + self.seconds)
 
 
 def _position(row: Row, columns: Sequence[str]) -> list[Any]:
@@ -115,7 +139,10 @@ class Backend:
         # the context up again on every statement.
         self._handler: ConnectionHandler | None = handler
         self._touched: dict[str, float] = {}  # token digest -> when to refresh it again
-        self._estimates: dict[Any, tuple[int, float]] = {}  # filter -> (estimate, until)
+        self._estimates: Kept[int] = Kept(KEPT_SECONDS)  # filter -> its estimated count
+        self._planned: Kept[int] = Kept(KEPT_SECONDS)  # filter -> its count, for plans
+        self._total_seen = 0
+        self._total_until = -math.inf
         self._full_render = schema.render
         # Seconds a statement may run before it is stopped (None: no limit); the server
         # sets it from STATEMENT_TIMEOUT.
@@ -199,22 +226,41 @@ class Backend:
     async def count(self, q: PageQuery, clauses: list[str], values: list[Any]) -> tuple[int, bool]:
         """``q``'s count and whether it is exact (see ``COUNT_EXACT_UP_TO``).
 
-        An estimate is kept ESTIMATE_KEPT_SECONDS per filter in this process and given
+        An estimate is kept KEPT_SECONDS per filter in this process and given
         again meanwhile: a filter estimated once matches too many rows to count, and
         estimating it again cost a sample of the table per request (a third of a
         two-character search's time at ten million rows). An exact count is never kept.
         """
-        flt = q.filter
         if not q.exact_count:
-            kept = self._estimates.get(flt)
-            if kept is not None and kept[1] > time.monotonic():
-                return kept[0], False
+            kept = self._estimates.get(q.filter)
+            if kept is not None:
+                return kept, False
         n, exact = await self._count(q, clauses, values)
         if not exact:
-            if len(self._estimates) >= ESTIMATES_KEPT:
-                self._estimates.clear()
-            self._estimates[flt] = (n, time.monotonic() + ESTIMATE_KEPT_SECONDS)
+            self._estimates.put(q.filter, n)
         return n, exact
+
+    async def planned(self, flt: BookFilter, known: int | None = None) -> int:
+        """About how many rows ``flt`` matches, for a plan: ``known`` (the page's own
+        count) when there is one, else the count a list would give (bounded; an estimate
+        when large); kept KEPT_SECONDS, so a cursor page plans with its first page's."""
+        if known is None:
+            known = self._planned.get(flt)
+            if known is not None:
+                return known
+            clauses, values = query.where(flt, self.like, self.date_param)
+            known, _ = await self.count(PageQuery(filter=flt), clauses, values)
+        self._planned.put(flt, known)
+        return known
+
+    async def total_rows(self) -> int:
+        """The table's row count for plans: kept by triggers, read at most once a second."""
+        now = time.monotonic()
+        if now >= self._total_until:
+            rows = await self.fetch(_TOTAL_COUNT)
+            self._total_seen = int(rows[0]["n"]) if rows else 0
+            self._total_until = now + 1.0
+        return self._total_seen
 
     async def _count(
         self, q: PageQuery, clauses: list[str], values: list[Any], source: str = "book"

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import functools
-import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Final
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -52,10 +51,6 @@ _COLUMNS: Final = ["id", "title", "author", "published_date", "price_cents", "ve
 # A match found through a search's trigram index and sorted costs about this many index
 # entries walked (its row is fetched from the table; ``PostgresBackend._sorts``).
 SORTED_ROW_COST: Final = 16
-# The counts a plan was made from, kept this long per filter (a plan does not need them
-# to the row; a cursor page then plans with the first page's count).
-PLAN_COUNTS_SECONDS: Final = 30.0
-PLAN_COUNTS_KEPT: Final = 4096
 # A search of one or two characters is counted (up to COUNT_SCAN_LIMIT) in a table of
 # at most this many rows, which it reads whole (some 20 ms); above, it is estimated.
 SCAN_UP_TO: Final = 50_000
@@ -188,17 +183,13 @@ class PostgresBackend(Backend):
             guess, exact = await self._planned_rows(where, values), False
         if exact or guess > 2 * COUNT_SCAN_LIMIT:
             return guess, exact
-        if flt.search and len(flt.search) < 3 and await self._rows() > SCAN_UP_TO:
+        if flt.search and len(flt.search) < 3 and await self.total_rows() > SCAN_UP_TO:
             # No trigram to look up: counting would read the table.
             return guess, False
         n = await self.bounded_count(where, values, source)
         if n is not None and n <= COUNT_SCAN_LIMIT:
             return n, True
         return max(n or 0, guess), False
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._plan_counts: dict[Any, tuple[int, float]] = {}
 
     async def _sorts(self, q: PageQuery, count: int | None) -> bool:
         """Whether the page must find its matches through its filter's index and sort
@@ -221,23 +212,9 @@ class PostgresBackend(Backend):
             return first not in ("id", "author")
         if not flt.search or len(flt.search) < 3:
             return False  # ranges: the planner's statistics of them serve it well
-        now = time.monotonic()
-        if count is None:
-            kept = self._plan_counts.get(flt)
-            if kept is not None and kept[1] > now:
-                count = kept[0]
-            else:
-                clauses, values = query.where(flt, self.like, self.date_param)
-                count, _ = await self.count(PageQuery(filter=flt), clauses, values)
-        if len(self._plan_counts) >= PLAN_COUNTS_KEPT:
-            self._plan_counts.clear()
-        self._plan_counts[flt] = (count, now + PLAN_COUNTS_SECONDS)
-        total = await self._rows()
-        return count * SORTED_ROW_COST < (q.offset + q.limit + 1) * total / max(count, 1)
-
-    async def _rows(self) -> int:
-        rows = await self.fetch("SELECT n FROM book_count WHERE id = 1")
-        return int(rows[0]["n"]) if rows else 0
+        matches = await self.planned(flt, count)
+        total = await self.total_rows()
+        return matches * SORTED_ROW_COST < (q.offset + q.limit + 1) * total / max(matches, 1)
 
     async def _planned_rows(self, where: str, values: Sequence[Any]) -> int:
         """The planner's estimate of the rows ``where`` matches. The values are written

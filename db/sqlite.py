@@ -99,10 +99,6 @@ ASIDE_FROM: Final = 2_000
 # A walk stops after this many progress-handler periods (some 40,000 index entries read
 # and filtered, about 30 ms) and the page is read through its narrowest filter instead.
 WALK_BUDGET: Final = 40
-# Plans (``SqliteBackend._source``) use counts of a filter and its parts, kept this
-# long per worker (planning does not need them to the row), for up to this many filters.
-PLAN_STATS_SECONDS: Final = 30.0
-PLAN_STATS_KEPT: Final = 4096
 # A long search asks the trigram index for this many of its trigrams (``_fts_phrase``),
 # ranked by how many rows of a sample (TRIGRAM_SAMPLE_BLOCKS runs of TRIGRAM_SAMPLE_RUN
 # ids spread over the table) hold them, a sample each worker takes again after
@@ -116,7 +112,6 @@ _TRIGRAM_SAMPLE: Final = (
     "WITH RECURSIVE s(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM s WHERE k + 1 < ?)"
     " SELECT title, author FROM s JOIN book ON book.id >= ? + s.k * ? AND book.id < ? + s.k * ? + ?"
 )
-_TOTAL: Final = "SELECT n FROM book_count WHERE id = 1"
 
 
 def _through(part: BookFilter, shares: Mapping[str, int] | None) -> tuple[str, str | None] | None:
@@ -245,9 +240,6 @@ class SqliteBackend(Backend):
         self._counter: aiosqlite.Connection | None = None
         self._counter_guard = Guard()
         self._counter_opening = asyncio.Lock()
-        self._total_seen = 0
-        self._total_until = -math.inf
-        self._plan_stats: dict[BookFilter, tuple[int, float]] = {}
         self._shares: dict[str, int] | None = None
         self._shares_until = -math.inf
 
@@ -454,7 +446,7 @@ class SqliteBackend(Backend):
         took a price range of 40% of the rows for a narrow one and sorted 400,000 rows at
         a million for a page ordered by date (a second). The choice is made here, by the
         rows each way would read, from counts of the filter and of each of its parts
-        (bounded as the list's ``count`` is, and kept a while: ``_matches``):
+        (bounded as the list's ``count`` is, and kept a while: ``planned``):
         - walking the index of the ordering's first field in order and filtering as it
           goes (``_WALK``) reads about (offset + limit + 1) * R / M rows, where M rows
           match and R is the rows the walk covers (the table, or the range a filter of
@@ -469,9 +461,9 @@ class SqliteBackend(Backend):
         if not parts:
             return None, 0.0
         first = q.ordering[0][0]
-        matches = values_count[0] if values_count else await self._matches(flt)
-        total = await self._total()
-        rows = {part: (await self._matches(part) if part != flt else matches) for part in parts}
+        matches = await self.planned(flt, values_count[0] if values_count else None)
+        total = await self.total_rows()
+        rows = {part: (await self.planned(part) if part != flt else matches) for part in parts}
         narrowed = [part for part in parts if part.narrows(first)]
         covered = min((rows[part] for part in narrowed), default=total)
         best = (q.offset + q.limit + 1) * covered / max(matches, 1)
@@ -489,24 +481,10 @@ class SqliteBackend(Backend):
         for part in parts:
             through = _through(part, self._shares)
             if through is not None:
-                cost = _cost(await self._matches(part), through)
+                cost = _cost(await self.planned(part), through)
                 if best is None or cost < best[0]:
                     best = (cost, through)
         return best[1] if best else None
-
-    async def _matches(self, flt: BookFilter) -> int:
-        """About how many rows ``flt`` matches, for planning: the list's count (bounded;
-        an estimate when large), kept PLAN_STATS_SECONDS per filter in this worker."""
-        now = time.monotonic()
-        kept = self._plan_stats.get(flt)
-        if kept is not None and kept[1] > now:
-            return kept[0]
-        clauses, values = query.where(flt, self.like, self.date_param)
-        n, _ = await self.count(PageQuery(filter=flt), clauses, values)
-        if len(self._plan_stats) >= PLAN_STATS_KEPT:
-            self._plan_stats.clear()
-        self._plan_stats[flt] = (n, now + PLAN_STATS_SECONDS)
-        return n
 
     async def _load_shares(self, flt: BookFilter) -> None:
         """Take the trigram sample (``_fts_phrase``) when a search is long enough to need
@@ -528,16 +506,6 @@ class SqliteBackend(Backend):
             [TRIGRAM_SAMPLE_BLOCKS, lo, step, lo, step, TRIGRAM_SAMPLE_RUN],
         )
         self._shares = _trigram_shares(rows)
-
-    async def _total(self) -> int:
-        """The table's row count for planning: kept by triggers, read at most once a
-        second (a plan does not need it to the row)."""
-        now = time.monotonic()
-        if now >= self._total_until:
-            rows = await self.fetch(_TOTAL)
-            self._total_seen = int(rows[0]["n"]) if rows else 0
-            self._total_until = now + 1.0
-        return self._total_seen
 
     async def list_books(self, q: PageQuery) -> Page:
         clauses, values = query.where(q.filter, self.like, self.date_param)
