@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit
 
 from benchmarks.scenarios import Target
 from benchmarks.servers import ROOT, http_get
@@ -171,28 +171,6 @@ def _remove_sqlite(path: Path) -> None:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
-def ensure_schema(database_url: str) -> None:
-    """Create the schema a PostgreSQL URL names (``?schema=NAME``) if it is absent: the
-    seed migrates into it, and PostgreSQL does not create a schema on first use."""
-    parts = urlsplit(database_url)
-    name = parse_qs(parts.query).get("schema", [""])[0]
-    if not parts.scheme.startswith("postgres") or not name:
-        return
-    import asyncio
-
-    import asyncpg
-
-    async def create() -> None:
-        conn = await asyncpg.connect(urlunsplit(parts._replace(query="")))
-        try:
-            quoted = name.replace('"', '""')
-            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{quoted}"')
-        finally:
-            await conn.close()
-
-    asyncio.run(create())
-
-
 def prepare(
     rows: int,
     *,
@@ -207,8 +185,6 @@ def prepare(
         _remove_sqlite(path)
         work_dir.mkdir(parents=True, exist_ok=True)
         database_url = f"sqlite://{path}"
-    else:
-        ensure_schema(database_url)
     started = time.perf_counter()
     if not owned and already_seeded(database_url, rows, seed):
         # Ten million rows take minutes to seed: a database that holds exactly what the

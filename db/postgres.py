@@ -126,6 +126,9 @@ class PostgresBackend(Backend):
         Tortoise, which closes that pool, so the lock would be dropped mid-migration (and
         the pool's close would wait 10 s for the borrowed connection). A lock held by a
         crashed process is freed by PostgreSQL when its connection ends.
+
+        The schema the URL names (``?schema=NAME``) is created under the lock if absent:
+        PostgreSQL does not create one on first use.
         """
         credentials = connection["credentials"]
         options = {k: v for k, v in credentials.items() if k not in _TORTOISE_ONLY}
@@ -133,6 +136,9 @@ class PostgresBackend(Backend):
         try:
             await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
             try:
+                if credentials.get("schema"):
+                    quoted = str(credentials["schema"]).replace('"', '""')
+                    await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{quoted}"')
                 yield
             finally:
                 await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)

@@ -91,6 +91,17 @@ def test_concurrent_migrate_on_a_new_postgres_schema(fresh_schema: PostgresSchem
 
 
 @needs_postgres
+def test_migrate_creates_the_schema_the_url_names(fresh_schema: PostgresSchema) -> None:
+    # PostgreSQL does not create a schema on first use: without this, migrate failed with
+    # a traceback ending "no schema has been selected to create in".
+    fresh_schema.execute(f'DROP SCHEMA "{fresh_schema.name}"')
+    results = _migrate_at_once(fresh_schema.url, n=2)
+    assert [(r.returncode, r.stderr) for r in results] == [(0, "")] * 2
+    rows = fresh_schema.fetch("SELECT name FROM tortoise_migrations ORDER BY id")
+    assert [r["name"] for r in rows] == MIGRATIONS
+
+
+@needs_postgres
 def test_text_columns_sort_bytewise(postgres: PostgresSchema) -> None:
     rows = postgres.fetch(
         "SELECT column_name, collation_name FROM information_schema.columns "
