@@ -202,22 +202,19 @@ class PostgresBackend(Backend):
         them (``query.page_sql``'s ``sort``) rather than let the planner walk the
         ordering's index.
 
-        The planner walked the ordering's index for an author's books (one in 4,096
-        seeded) ordered by another field, and for a rare search ordered by anything,
+        The planner walked the ordering's index for a rare search ordered by anything,
         fetching from the table every row it passed: some 86,000 for a page at ten
         million rows, seconds, stopped at the statement time limit. It counts on the
-        matches being common: its estimate of a search's matches is a guess, and an
-        author's books are spread over every index but the author's own. So: an author's
-        books are always sorted (unless the author's index gives the order), and a
-        search's when sorting its M matches (16 index entries' work each, the rows being
-        fetched from the table) costs less than a walk of (offset + limit + 1) * T / M.
+        matches being common, and its estimate of a search's matches is a guess. So a
+        search's matches are sorted when sorting its M matches (16 index entries' work
+        each, the rows being fetched from the table) costs less than a walk of
+        (offset + limit + 1) * T / M. An author's books are found in any order through
+        the ``(author, field, id)`` indexes (migration 0005), and ranges through the
+        planner's statistics of them: the planner's choice serves them.
         """
         flt = q.filter
-        first = q.ordering[0][0]
-        if flt.author is not None:
-            return first not in ("id", "author")
-        if not flt.search or len(flt.search) < 3:
-            return False  # ranges: the planner's statistics of them serve it well
+        if flt.author is not None or not flt.search or len(flt.search) < 3:
+            return False
         matches = await self.planned(flt, count)
         total = await self.total_rows()
         return matches * SORTED_ROW_COST < (q.offset + q.limit + 1) * total / max(matches, 1)

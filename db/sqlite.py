@@ -41,7 +41,9 @@ from db.backend import (
     BOUNDED_COUNT,
     COUNT_EXACT_UP_TO,
     COUNT_SCAN_LIMIT,
+    KEPT_SECONDS,
     Backend,
+    Kept,
     Progress,
     Row,
     RowBatches,
@@ -91,7 +93,13 @@ _WALK: Final = {
     "published_date": "book INDEXED BY book_published_cover",
     "price": "book INDEXED BY book_price_cover",
 }
-_WALKS: Final = frozenset(_WALK.values())
+# An author's books in the order of another field: ``(author, field)`` and the rowid
+# (migration 0005), the rest of each row looked up in the table.
+_AUTHOR_WALK: Final = {
+    "title": "book INDEXED BY book_author_title",
+    "published_date": "book INDEXED BY book_author_published",
+    "price": "book INDEXED BY book_author_price",
+}
 # A page whose plan reads more than this many index entries' worth (``_cost``) runs on the
 # worker's second connection: a millisecond or more of work that would hold up every
 # cheap request queued behind it on the worker's own.
@@ -130,10 +138,42 @@ def _through(part: BookFilter, shares: Mapping[str, int] | None) -> tuple[str, s
 def _cost(rows: int, through: tuple[str, str | None]) -> float:
     """What reading ``rows`` matches through ``through`` costs, in index entries read in
     order: the covering indexes hold every column a filter or a page reads; a match the
-    trigram index finds is a look-up of the table, at a place of its own in the file
-    (about 16 index entries' time at ten million rows: an author's 2,500 books took 45 ms
-    through the trigram index, 1 ms through the author's index)."""
-    return rows * FTS_ROW_COST if through[1] is not None else rows
+    trigram index or an ``(author, field)`` index finds is a look-up of the table, at a
+    place of its own in the file (about 16 index entries' time at ten million rows: an
+    author's 2,500 books took 45 ms through the trigram index, 1 ms through the author's
+    covering index)."""
+    if through[1] is not None or through[0] in _AUTHOR_WALK.values():
+        return rows * FTS_ROW_COST
+    return rows
+
+
+def _walk_of(q: PageQuery) -> str:
+    """The FROM of a page that walks its ordering's index and filters as it goes."""
+    first = q.ordering[0][0]
+    if q.filter.author is not None and first in _AUTHOR_WALK:
+        return _AUTHOR_WALK[first]
+    return _WALK[first]
+
+
+def _author_ranges(flt: BookFilter) -> list[tuple[BookFilter, tuple[str, str | None]]]:
+    """The author of ``flt`` with each of its ranges, and the ``(author, field)`` index
+    that finds exactly those rows."""
+    if flt.author is None:
+        return []
+    return [
+        (
+            BookFilter(
+                author=flt.author,
+                published_after=flt.published_after if field == "published_date" else None,
+                published_before=flt.published_before if field == "published_date" else None,
+                min_cents=flt.min_cents if field == "price" else None,
+                max_cents=flt.max_cents if field == "price" else None,
+            ),
+            (_AUTHOR_WALK[field], None),
+        )
+        for field in ("published_date", "price")
+        if flt.narrows(field)
+    ]
 
 
 # A search's count is exact up to this many matches and estimated above it from how far
@@ -242,6 +282,9 @@ class SqliteBackend(Backend):
         self._counter_opening = asyncio.Lock()
         self._shares: dict[str, int] | None = None
         self._shares_until = -math.inf
+        # (filter, ordering's first pair) of walks stopped at WALK_BUDGET: not tried again
+        # for a while, a walk's budget being spent before each of their pages otherwise.
+        self._overran: Kept[bool] = Kept(KEPT_SECONDS)
 
     def _deadline(self) -> float:
         timeout = self.statement_timeout
@@ -375,8 +418,12 @@ class SqliteBackend(Backend):
         await self._load_shares(q.filter)
         phrase = _fts_phrase(q.filter, self._shares)
         parts = q.filter.parts()
-        if len(parts) > 1:
-            through = await self._narrowest(parts)
+        ranges = _author_ranges(q.filter)
+        if len(parts) == 2 and ranges and ranges[0][0] == q.filter:
+            # An author and one range: its (author, field) index holds exactly the matches.
+            source = ranges[0][1][0]
+        elif len(parts) > 1:
+            through = await self._narrowest(q.filter)
             if through is not None:
                 source, phrase = through
         if phrase is None:
@@ -451,8 +498,11 @@ class SqliteBackend(Backend):
           goes (``_WALK``) reads about (offset + limit + 1) * R / M rows, where M rows
           match and R is the rows the walk covers (the table, or the range a filter of
           that field leaves);
-        - finding the rows through one filter's own index reads that filter's matches,
-          which are then sorted.
+        - an author's books ordered by another field walk that field's ``(author,
+          field)`` index (``_AUTHOR_WALK``) the same way, a look-up of the table a row;
+        - finding the rows through one filter's own index (or an author's range through
+          its ``(author, field)`` index) reads that filter's matches, which are then
+          sorted.
         The page takes the cheapest. With the filters independent, no page reads more
         than about sqrt(limit * T) of T rows, whatever its filter (14,500 at ten million).
         """
@@ -464,24 +514,36 @@ class SqliteBackend(Backend):
         matches = await self.planned(flt, values_count[0] if values_count else None)
         total = await self.total_rows()
         rows = {part: (await self.planned(part) if part != flt else matches) for part in parts}
-        narrowed = [part for part in parts if part.narrows(first)]
-        covered = min((rows[part] for part in narrowed), default=total)
-        best = (q.offset + q.limit + 1) * covered / max(matches, 1)
-        choice: tuple[str, str | None] = (_WALK[first], None)
-        for part in parts:
-            through = _through(part, self._shares)
-            if through is not None and _cost(rows[part], through) < best:
-                best, choice = _cost(rows[part], through), through
+        ranges = _author_ranges(flt)
+        for sub, _ in ranges:
+            rows[sub] = await self.planned(sub) if sub != flt else matches
+        choice: tuple[str, str | None] = (_walk_of(q), None)
+        if choice[0] in _AUTHOR_WALK.values():
+            narrowed = [sub for sub, _ in ranges if sub.narrows(first)]
+            author = BookFilter(author=flt.author)
+            covered = min((rows[sub] for sub in narrowed), default=rows[author])
+        else:
+            narrowed = [part for part in parts if part.narrows(first)]
+            covered = min((rows[part] for part in narrowed), default=total)
+        best = _cost(round((q.offset + q.limit + 1) * covered / max(matches, 1)), choice)
+        if self._overran.get((flt, q.ordering[0])):
+            best = math.inf
+        for sub, through in [*((p, _through(p, self._shares)) for p in parts), *ranges]:
+            if through is not None and _cost(rows[sub], through) < best:
+                best, choice = _cost(rows[sub], through), through
         return choice, best
 
-    async def _narrowest(self, parts: Sequence[BookFilter]) -> tuple[str, str | None] | None:
-        """The FROM (and FTS phrase) through the index of the part with fewest matches;
-        None when no part has an index."""
+    async def _narrowest(self, flt: BookFilter) -> tuple[str, str | None] | None:
+        """The FROM (and FTS phrase) through the index that finds ``flt``'s matches
+        reading the fewest entries (one of its parts', or an author's range's); None
+        when no part has an index."""
         best: tuple[float, tuple[str, str | None]] | None = None
-        for part in parts:
-            through = _through(part, self._shares)
+        for sub, through in [
+            *((p, _through(p, self._shares)) for p in flt.parts()),
+            *_author_ranges(flt),
+        ]:
             if through is not None:
-                cost = _cost(await self.planned(part), through)
+                cost = _cost(await self.planned(sub), through)
                 if best is None or cost < best[0]:
                     best = (cost, through)
         return best[1] if best else None
@@ -522,7 +584,7 @@ class SqliteBackend(Backend):
         if chosen is None:
             source = _FTS_SOURCE if phrase else "book"
             rows = await self._page(q, clauses, values, source, phrase, aside=aside)
-        elif chosen[0] not in _WALKS:
+        elif chosen[0] != _walk_of(q):  # through a filter's index: read its matches
             rows = await self._page(q, clauses, values, *chosen, aside=aside)
         else:
             try:
@@ -533,7 +595,8 @@ class SqliteBackend(Backend):
                 # The matches are not spread over the ordering as the estimate took them
                 # to be (an author's name searched, ordered by author: all of them in one
                 # stretch of the index, maybe half the table away).
-                through = await self._narrowest(q.filter.parts())
+                self._overran.put((q.filter, q.ordering[0]), True)
+                through = await self._narrowest(q.filter)
                 rows = await self._page(
                     q, clauses, values, *(through or ("book", None)), aside=True
                 )

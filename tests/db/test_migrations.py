@@ -20,6 +20,7 @@ MIGRATIONS = [
     "0002_indexes_search_count",
     "0003_author_count_cover",
     "0004_sqlite_covering_walks",
+    "0005_author_field_indexes",
 ]
 AT_ONCE = 4
 

@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from db import Backend, seed
-from db.query import BookFilter, PageQuery
+from db.query import BookFilter, BookValues, PageQuery
 from db.schema import position_value
 
 ROWS = 3_000
@@ -125,11 +125,15 @@ async def test_every_plan_gives_the_same_pages_as_the_definition(
         # filter's index (SQLite's own choice: None).
         plans += [(source, None) for source in sqlite._WALK.values()]
         plans += [(sqlite._FTS_SOURCE, '"river"')]
+        # An author's books through each (author, field) index.
+        plans += [(source, None) for source in sqlite._AUTHOR_WALK.values()]
     for flt, ordering in itertools.product(_filters(), ORDERINGS):
         expected = _expected(rows, flt, ordering)
         for plan in plans:
             if plan is not None and plan[1] is not None and flt.search != "river":
                 continue  # the trigram index serves only its own search
+            if plan is not None and "book_author_" in plan[0] and flt.author is None:
+                continue  # an (author, field) index serves only an author's books
             if db.name == "sqlite":
 
                 async def chosen(self: Any, q: PageQuery, count: Any, plan: Any = plan) -> Any:
@@ -187,6 +191,46 @@ async def test_a_page_reads_the_fewer_rows_of_walking_and_sorting(db: Backend) -
     assert "book_published_cover" in details and "TEMP B-TREE FOR ORDER BY" not in details, details
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_an_authors_books_are_read_through_the_author_field_indexes(db: Backend) -> None:
+    """An author's books ordered by another field, and an author within a range, read
+    the (author, field) index: neither every book of the author nor a sort of them."""
+    from db import sqlite
+
+    await seed.seed_books(db, count=ROWS)
+    author = "Prolific Writer"
+    # 1,000 books from 1700 to 1801, before every seeded one (1900 on).
+    start = dt.date(1700, 1, 1)
+    books = [
+        (f"Volume {i}", start + dt.timedelta(days=37 * i), 100 + 37 * i % 9000) for i in range(1000)
+    ]
+    await db.create_books([BookValues(t, author, day, cents) for t, day, cents in books])
+    by_price = PageQuery(
+        filter=BookFilter(author=author), ordering=(("price", False), ("id", False))
+    )
+    assert (await db._source(by_price, None))[0] == (sqlite._AUTHOR_WALK["price"], None)
+    # The author's last 22 books and most seeded ones, ordered by title: through (author,
+    # date), neither the author's 1,000 books nor the 3,000 in the range.
+    since = BookFilter(author=author, published_after=dt.date(1799, 1, 1))
+    in_range = PageQuery(filter=since, ordering=(("title", False), ("id", False)))
+    assert (await db._source(in_range, None))[0] == (sqlite._AUTHOR_WALK["published_date"], None)
+    fetch = db.fetch
+    sent = _record(db)
+    page = await db.list_books(by_price)
+    expected = sorted(range(1000), key=lambda i: (books[i][2], i))[:20]
+    assert [b["title"] for b in orjson.loads(page.json)] == [f"Volume {i}" for i in expected]
+    plan = await fetch(f"EXPLAIN QUERY PLAN {sent[-1][1]}", [author, 21, 0])
+    details = " / ".join(str(r["detail"]) for r in plan)
+    assert "book_author_price" in details and "TEMP B-TREE" not in details, details
+    sent.clear()
+    page = await db.list_books(in_range)
+    mine = sorted((t, i) for i, (t, day, _) in enumerate(books) if day >= since.published_after)
+    assert page.count == len(mine) == 22 and page.count_exact
+    assert [b["title"] for b in orjson.loads(page.json)] == [t for t, _ in mine][:20]
+    counted = [sql for _, sql in sent if "count(" in sql]
+    assert counted and all("INDEXED BY book_author_published" in sql for sql in counted), sent
+
+
 def test_a_long_search_asks_the_trigram_index_for_its_rarest_trigrams() -> None:
     from db.sqlite import _fts_phrase
 
@@ -213,21 +257,49 @@ async def test_a_walk_past_its_budget_is_read_through_the_narrowest_filter_inste
         dict(r)
         for r in await db.fetch("SELECT id, title, author, published_date, price_cents FROM book")
     ]
-    author = seed.author_name(3)
-    flt = BookFilter(author=author)
-    by_title = (("title", False), ("id", False))
+    flt = BookFilter(search=seed.author_name(3))
+    by_author = (("author", True), ("id", False))
 
     async def walk(self: Any, q: PageQuery, count: Any) -> Any:
-        return (sqlite._WALK["title"], None), 1.0  # a walk of every row for a few matches
+        return (sqlite._WALK["author"], None), 1.0  # a walk of every row for a few matches
 
     monkeypatch.setattr(type(db), "_source", walk)
     monkeypatch.setattr(sqlite, "WALK_BUDGET", 0)
     sent = _record(db)
-    ids, page = await _ids(db, PageQuery(filter=flt, ordering=by_title, limit=7))
-    assert ids == _expected(rows, flt, by_title)[:7]
+    ids, page = await _ids(db, PageQuery(filter=flt, ordering=by_author, limit=7))
+    assert ids == _expected(rows, flt, by_author)[:7]
     walked, through = [sql for _, sql in sent if "group_concat" in sql]  # the page statements
-    assert "INDEXED BY book_title_cover" in walked
-    assert "INDEXED BY book_author_cover" in through
+    assert "INDEXED BY book_author_cover" in walked
+    assert "book_search MATCH" in through
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_a_walk_past_its_budget_is_not_tried_again_for_that_filter_and_order(
+    db: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each page of it spent the walk's whole budget before reading through a filter."""
+    from db import sqlite
+
+    await seed.seed_books(db, count=20_000)  # a walk of them takes several periods
+    # Deep enough for the walk to take a period, cheaper than the 8,000 through prices.
+    wide = PageQuery(
+        filter=WIDE_PRICE, ordering=(("published_date", False), ("id", False)), offset=3_000
+    )
+    assert (await db._source(wide, None))[0] == (sqlite._WALK["published_date"], None)
+    monkeypatch.setattr(sqlite, "WALK_BUDGET", 0)
+    sent = _record(db)
+    first = (await _ids(db, wide))[0]
+    pages = [sql for _, sql in sent if "group_concat" in sql]
+    assert ["book_published_cover" in sql for sql in pages] == [True, False]
+    sent.clear()
+    assert (await _ids(db, wide))[0] == first
+    pages = [sql for _, sql in sent if "group_concat" in sql]
+    assert len(pages) == 1 and "INDEXED BY book_price_cover" in pages[0], pages
+    # The other direction of the ordering is a walk of its own.
+    backwards = PageQuery(
+        filter=WIDE_PRICE, ordering=(("published_date", True), ("id", False)), offset=3_000
+    )
+    assert (await db._source(backwards, None))[0] == (sqlite._WALK["published_date"], None)
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
@@ -253,15 +325,16 @@ async def test_a_page_that_reads_many_rows_runs_beside_the_workers_own_connectio
 
 
 @pytest.mark.parametrize("backend", ["postgres"])
-async def test_postgres_sorts_an_authors_books_and_a_rare_searchs_matches(db: Backend) -> None:
+async def test_postgres_sorts_a_rare_searchs_matches(db: Backend) -> None:
     """Rather than walk the ordering's index fetching every row it passes from the table
     (seconds at ten million rows): the ORDER BY is of expressions no index serves."""
     await seed.seed_books(db, count=ROWS)
     sent = _record(db)
     author = seed.author_name(3)
     cases = [
-        (BookFilter(author=author), "price", "ORDER BY (price_cents + 0) ASC, (id + 0) ASC"),
-        (BookFilter(author=author), "id", "ORDER BY id ASC"),  # the author's index gives it
+        # The (author, field, id) indexes serve an author's books in every order.
+        (BookFilter(author=author), "price", "ORDER BY price_cents ASC, id ASC"),
+        (BookFilter(author=author), "id", "ORDER BY id ASC"),
         (BookFilter(search=author), "title", "ORDER BY (title || '') ASC, (id + 0) ASC"),
         (BookFilter(search="e"), "title", "ORDER BY title ASC, id ASC"),  # most rows match
         (WIDE_PRICE, "title", "ORDER BY title ASC, id ASC"),  # the planner's own statistics
