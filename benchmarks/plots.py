@@ -179,3 +179,59 @@ def draw(doc: dict[str, Any], prefix: Path) -> list[Path]:
     ]
     scale = _scale(doc, prefix)
     return paths + ([scale] if scale else [])
+
+
+def versus(
+    points: list[tuple[str, float, float]],
+    within: float,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    path: Path,
+) -> Path:
+    """A log-log scatter of (name, x, y) points, with the lines y = x and y = within·x;
+    the names of the five points furthest above the second line written beside them."""
+    fig, ax = plt.subplots(figsize=(8, 7))
+    values = [v for _, x, y in points for v in (x, y)]
+    span = [min(values) / 2, max(values) * 2]
+    for beyond, color in ((False, COLORS[0]), (True, COLORS[3])):
+        mine = [(x, y) for _, x, y in points if (y > within * x) == beyond]
+        if mine:
+            label = f"{'beyond' if beyond else 'within'} {within:g}x: {len(mine)}"
+            ax.scatter(*zip(*mine, strict=True), s=14, color=color, alpha=0.7, label=label)
+    ax.plot(span, span, color="black", linestyle="--", linewidth=1, label="y = x")
+    ax.plot(
+        span, [within * v for v in span], color="black", linestyle=":", label=f"y = {within:g}x"
+    )
+    worst = sorted((p for p in points if p[2] > within * p[1]), key=lambda p: p[1] / p[2])
+    for name, x, y in worst[:5]:
+        ax.annotate(name, (x, y), fontsize=6, xytext=(4, 2), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(span)
+    ax.set_ylim(span)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def ranked(values: list[float], title: str, ylabel: str, path: Path) -> Path:
+    """``values``, largest first, as a line on a log scale."""
+    fig, ax = plt.subplots(figsize=(9, 5))
+    ordered = sorted(values, reverse=True)
+    ax.plot(range(1, len(ordered) + 1), ordered, marker=".", color=COLORS[0])
+    ax.set_yscale("log")
+    ax.set_xlabel("shapes, slowest first")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,9 +1,13 @@
-"""``python -m benchmarks.plans`` on a small seeded database, and the benchmark's check
-that a database already holds the seeded rows (so a ten-million-row seed is not redone)."""
+"""``python -m benchmarks.plans`` on a small seeded database (and compared with a smaller
+one of the same seed), and the benchmark's check that a database already holds the seeded
+rows (so a ten-million-row seed is not redone)."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +38,45 @@ def test_plans_lists_every_sampled_shape_with_its_plan(tmp_path: Path) -> None:
     assert "| shape | first ms | best ms | plan of the page's statement |" in done.stdout
     assert "summary: 12 answered, 0 not" in done.stdout
     assert "SCAN" in done.stdout or "SEARCH" in done.stdout  # EXPLAIN QUERY PLAN's words
+
+
+def _plans(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks.plans", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_plans_compares_each_shape_with_a_baseline_of_the_same_seed(tmp_path: Path) -> None:
+    url, baseline = (f"sqlite://{tmp_path / f'plans{n}.sqlite3'}" for n in (600, 300))
+    _seed(url, 600, 3)
+    _seed(baseline, 300, 3)
+    plot, rows = tmp_path / "x.png", tmp_path / "x.json"
+    args = ["--database-url", url, "--baseline-url", baseline, "--sample", "8", "--json", str(rows)]
+    drawn = importlib.util.find_spec("matplotlib") is not None  # the bench extra
+    done = _plans(*args, *(["--plot", str(plot)] if drawn else []))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("] baseline ") == 8
+    assert "(600 rows) against the baseline" in done.stdout
+    assert "| shape | baseline best ms | best ms | ratio |" in done.stdout
+    summary = r"^within 3x of the baseline: [0-8] of 8 shapes; ratio median "
+    assert re.search(summary, done.stdout, re.MULTILINE), done.stdout
+    written = json.loads(rows.read_text())
+    assert len(written) == 8
+    assert all("ratio" in r and "baseline_best_ms" in r for r in written)
+
+    wrong = _plans("--database-url", url, "--baseline-url", "mysql://x/y")
+    assert wrong.returncode == 2
+    assert wrong.stderr.strip().splitlines() == [
+        "benchmarks.plans: --baseline-url: unsupported scheme 'mysql';"
+        " give the sqlite:// or postgres:// URL of a seeded database"
+    ]
+
+    pytest.importorskip("matplotlib", reason="the plot needs the bench extra")
+    assert plot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
 
 
 def test_plans_says_in_one_line_what_is_wrong_with_the_url() -> None:
