@@ -53,6 +53,40 @@ async def test_seed_appends_after_the_highest_id_and_replace_starts_over(
     assert await db.check_counts(thorough=True) in ((8, 8, 8), (8, 8, None))
 
 
+async def _indexes(db: Backend) -> list[tuple[str, str]]:
+    if db.name == "sqlite":
+        sql = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'book'"
+    else:
+        sql = (
+            "SELECT indexname AS name, indexdef AS sql FROM pg_indexes"
+            " WHERE tablename = 'book' AND schemaname = current_schema()"
+        )
+    return sorted((r["name"], r["sql"]) for r in await db.fetch(sql))
+
+
+async def test_a_seed_into_an_empty_table_builds_the_same_indexes_after_the_rows(
+    db: Backend,
+) -> None:
+    """(It drops them first: built from all the rows at once, each is one sort.)"""
+    before = await _indexes(db)
+    assert len(before) >= 7
+    await seed.seed_books(db, count=300)
+    await seed.seed_books(db, count=200, seed=3, replace=True)
+    await seed.seed_books(db, count=50, seed=4)  # appended: the indexes stay
+    assert await _indexes(db) == before
+    author = seed.book_for(7, seed=3)[1]
+    rows = await db.fetch(
+        "SELECT id FROM book WHERE author = ? AND id <= 200 ORDER BY price_cents, id", [author]
+    )
+    expected = sorted(
+        (seed.book_for(i, seed=3)[3], i)
+        for i in range(1, 201)
+        if seed.book_for(i, seed=3)[1] == author
+    )
+    assert [r["id"] for r in rows] == [i for _, i in expected]
+    assert await db.check_counts(thorough=True) in ((250, 250, 250), (250, 250, None))
+
+
 async def test_writes_after_a_seed_keep_count_and_search_in_step(
     client: httpx.AsyncClient, db: Backend, auth: dict[str, str], book_data: dict[str, Any]
 ) -> None:
