@@ -247,6 +247,8 @@ class PostgresBackend(Backend):
     async def list_books(self, q: PageQuery) -> Page:
         clauses, values = query.where(q.filter, self.like, self.date_param)
         count, exact = await self.count(q, clauses, values) if q.with_count else (None, True)
+        if count == 0 and exact:  # nothing to read again for the page
+            return Page(json=b"[]", count=0, has_more=False)
         params = list(values)
         if q.after is not None:
             params += query.keyset_values(q.after, q.ordering, self.date_param)

@@ -577,6 +577,8 @@ class SqliteBackend(Backend):
         exact = True
         if q.with_count:
             count, exact = await self.count(q, clauses, values)
+            if count == 0 and exact:  # nothing to read again for the page
+                return Page(json="[]", count=0, has_more=False)
         chosen, cost = await self._source(q, (count, exact) if count is not None else None)
         # Reading far more rows than a page shows: on the connection that counts, so the
         # worker's own keeps answering the cheap requests queued behind this one.

@@ -231,6 +231,36 @@ async def test_an_authors_books_are_read_through_the_author_field_indexes(db: Ba
     assert counted and all("INDEXED BY book_author_published" in sql for sql in counted), sent
 
 
+def _pages(sent: list[tuple[str, str]]) -> list[str]:
+    """The page statements among ``sent`` (SQLite's gather the page's JSON)."""
+    return [sql for _, sql in sent if "group_concat(json" in sql or sql.startswith("SELECT id, ")]
+
+
+async def test_a_page_with_no_matches_counted_exactly_is_not_read(db: Backend) -> None:
+    """An author's books searched for another author's name: the count read them all
+    and found none, and the page read them all again."""
+    await seed.seed_books(db, count=ROWS)
+    sent = _record(db)
+    for flt in (
+        BookFilter(author="Nobody Here"),
+        BookFilter(author=seed.author_name(3), search=seed.author_name(4)),
+    ):
+        sent.clear()
+        page = await db.list_books(PageQuery(filter=flt, ordering=(("price", True), ("id", False))))
+        assert (orjson.loads(page.json), page.count, page.count_exact, page.has_more) == (
+            [],
+            0,
+            True,
+            False,
+        )
+        assert sent and not _pages(sent), sent
+    # Without a count the page is read as ever.
+    sent.clear()
+    q = PageQuery(filter=BookFilter(author="Nobody Here"), with_count=False)
+    assert orjson.loads((await db.list_books(q)).json) == []
+    assert _pages(sent)
+
+
 def test_a_long_search_asks_the_trigram_index_for_its_rarest_trigrams() -> None:
     from db.sqlite import _fts_phrase
 
