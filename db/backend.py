@@ -64,6 +64,10 @@ COUNT_EXACT_UP_TO: Final = 1_000
 COUNT_SCAN_LIMIT: Final = 10_000
 # Estimates (``Backend.count``) and the counts plans are made from (``Backend.planned``)
 # are kept this long per filter in a process: a plan does not need a count to the row.
+# A statement planned to read more than this many index entries' worth (a millisecond or
+# more) is costly: it runs beside the cheap ones, one at a time per worker (SQLite: on the
+# worker's second connection; PostgreSQL: ``PostgresBackend._costly``).
+ASIDE_FROM: Final = 2_000
 KEPT_SECONDS: Final = 30.0
 SAMPLE_BLOCKS: Final = 100
 SAMPLE_ROWS: Final = 10_000

@@ -38,6 +38,7 @@ from tortoise.exceptions import DBConnectionError, IntegrityError, OperationalEr
 from db import preflight, query, schema, sqlite_seed
 from db.backend import (
     _SPAN,
+    ASIDE_FROM,
     BOUNDED_COUNT,
     COUNT_EXACT_UP_TO,
     COUNT_SCAN_LIMIT,
@@ -100,10 +101,9 @@ _AUTHOR_WALK: Final = {
     "published_date": "book INDEXED BY book_author_published",
     "price": "book INDEXED BY book_author_price",
 }
-# A page whose plan reads more than this many index entries' worth (``_cost``) runs on the
-# worker's second connection: a millisecond or more of work that would hold up every
+# A page whose plan reads more than ASIDE_FROM index entries' worth (``_cost``) runs on
+# the worker's second connection: a millisecond or more of work that would hold up every
 # cheap request queued behind it on the worker's own.
-ASIDE_FROM: Final = 2_000
 # A walk stops after this many progress-handler periods (some 40,000 index entries read
 # and filtered, about 30 ms) and the page is read through its narrowest filter instead.
 WALK_BUDGET: Final = 40

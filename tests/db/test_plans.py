@@ -5,6 +5,7 @@ is the one that reads fewer rows.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import itertools
 from typing import Any
@@ -13,6 +14,7 @@ import orjson
 import pytest
 
 from db import Backend, seed
+from db.errors import StatementTimeoutError
 from db.query import BookFilter, BookValues, PageQuery
 from db.schema import position_value
 
@@ -373,3 +375,39 @@ async def test_postgres_sorts_a_rare_searchs_matches(db: Backend) -> None:
         await db.list_books(PageQuery(filter=flt, ordering=((field, False), ("id", False))))
         page = [sql for _, sql in sent if sql.startswith("SELECT id, title")][-1]
         assert order in page, (flt, field, page)
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_postgres_runs_costly_statements_one_at_a_time_per_worker(
+    db: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As SQLite's second connection does: eight clients of an expensive search took the
+    database's CPU from every other request. A cheap request does not wait for them, and
+    the wait for a turn counts against the statement time limit."""
+    from db import postgres
+
+    await seed.seed_books(db, count=ROWS)
+    monkeypatch.setattr(postgres, "ASIDE_FROM", 0)  # every search's statements are costly
+    searched = PageQuery(
+        filter=BookFilter(search="river"), ordering=(("title", False), ("id", False))
+    )
+    expected = await db.list_books(searched)
+    turn = db._costly_turn  # type: ignore[attr-defined]
+    await turn.acquire()  # another request's costly statement runs
+    try:
+        waiting = asyncio.ensure_future(db.list_books(searched))
+        await asyncio.sleep(0.3)
+        assert not waiting.done()
+        cheap = await db.list_books(PageQuery(filter=WIDE_PRICE))
+        assert cheap.count
+    finally:
+        turn.release()
+    assert (await waiting).json == expected.json
+    monkeypatch.setattr(db, "statement_timeout", 0.2)
+    await turn.acquire()
+    try:
+        with pytest.raises(StatementTimeoutError):
+            await db.list_books(searched)
+    finally:
+        turn.release()
+    assert (await db.list_books(searched)).json == expected.json
