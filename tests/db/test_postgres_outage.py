@@ -45,6 +45,11 @@ async def test_connection_ended_mid_query_is_503_then_recovers(
     pg_client: tuple[httpx.AsyncClient, str], postgres: PostgresSchema
 ) -> None:
     client, name = pg_client
+    # A book, so that the list reads the table (an empty one's count says there is none).
+    postgres.execute(
+        "INSERT INTO book (title, author, published_date, price_cents, version)"
+        " VALUES ('T', 'A', DATE '2000-01-01', 100, 1)"
+    )
     assert (await client.get("/books/")).status_code == 200
     assert TEST_DATABASE_URL is not None
     locker = await asyncpg.connect(with_query(TEST_DATABASE_URL))
