@@ -130,9 +130,14 @@ class PostgresBackend(Backend):
         if "sslmode" in query_params:
             query_params["ssl"] = query_params.pop("sslmode")
         credentials.update(query_params)
+        # No JIT compilation: it is for long analytical queries. The planner's row guess
+        # for the count's sample (a generic plan of 100 primary-key range scans) was
+        # large enough to compile it, 290 ms for a statement that runs in 3.
+        settings = {"jit": "off"}
         if statement_timeout is not None:  # on every connection of the pool
             milliseconds = max(1, round(statement_timeout * 1000))
-            credentials["server_settings"] = {"statement_timeout": str(milliseconds)}
+            settings["statement_timeout"] = str(milliseconds)
+        credentials["server_settings"] = settings
         return {"engine": "tortoise.backends.asyncpg", "credentials": credentials}
 
     @classmethod
