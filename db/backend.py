@@ -130,7 +130,8 @@ class Backend:
     ``db.postgres.PostgresBackend`` fill in the rest."""
 
     name: ClassVar[str]
-    like: ClassVar[str]  # the case-insensitive LIKE of a search
+    # A search's condition (``query.where``): the title, or the author, holds the pattern.
+    search_sql: ClassVar[str]
     # A row of a multi-row VALUES list of new books (PostgreSQL types a bare VALUES list
     # from its values: it is told the columns' types).
     values_row: ClassVar[str] = "(?, ?, ?, ?, 1)"
@@ -252,7 +253,7 @@ class Backend:
             known = self._planned.get(flt)
             if known is not None:
                 return known
-            clauses, values = query.where(flt, self.like, self.date_param)
+            clauses, values = query.where(flt, self.search_sql, self.date_param)
             known, _ = await self.count(PageQuery(filter=flt), clauses, values)
         self._planned.put(flt, known)
         return known

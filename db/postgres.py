@@ -2,7 +2,7 @@
 
 Statements are written once with ``?`` placeholders (``db.query``, ``db.backend``);
 asyncpg wants ``$1``-style ones: the text is rewritten once per distinct statement and
-cached. A search is ``ILIKE`` over the ``pg_trgm`` indexes (migration 0002). A
+cached. A search is ``ILIKE`` over the ``pg_trgm`` indexes (migrations 0002, 0006). A
 statement past the statement time limit is stopped by the server: ``statement_timeout``
 is set on every connection of the pool (``db.build_config``); an exact count runs on a
 connection of the pool like any statement, so it holds up no other request.
@@ -106,7 +106,12 @@ def _numbered(sql: str) -> str:
 
 class PostgresBackend(Backend):
     name = "postgres"
-    like = "ILIKE"
+    # The author side through the distinct authors (migration 0006): their trigram index
+    # finds the few that hold the text, the author indexes their books.
+    search_sql = (
+        "(title ILIKE ? ESCAPE '\\' OR author = ANY (ARRAY("
+        "SELECT author FROM book_author_count WHERE author ILIKE ? ESCAPE '\\')))"
+    )
     values_row = "(?, ?, ?::date, ?::integer, 1)"
     sample_sql = _SAMPLE
 
@@ -301,7 +306,7 @@ class PostgresBackend(Backend):
         return self._saved(await self._book_row(book_id))
 
     async def list_books(self, q: PageQuery) -> Page:
-        clauses, values = query.where(q.filter, self.like, self.date_param)
+        clauses, values = query.where(q.filter, self.search_sql, self.date_param)
         count, exact = await self.count(q, clauses, values) if q.with_count else (None, True)
         if count == 0 and exact:  # nothing to read again for the page
             return Page(json=b"[]", count=0, has_more=False)
@@ -371,4 +376,9 @@ class PostgresBackend(Backend):
             # Statistics now, not when autovacuum gets to it: planned without them, a
             # bounded count of a narrow price range read the whole table in id order.
             await raw.execute("ANALYZE book")
+        async with client.acquire_connection() as raw:
+            # Each batch's statement trigger upserted every author's count: a dead row per
+            # author per batch (41 MB for 4,096 authors at ten million rows), which every
+            # search's look-up of the authors read through.
+            await raw.execute("VACUUM (ANALYZE) book_author_count")
         return first, total

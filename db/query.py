@@ -128,10 +128,11 @@ def escape_like(text: str) -> str:
 
 
 def where(
-    flt: BookFilter, like: str, date_param: Callable[[dt.date], Any]
+    flt: BookFilter, search_sql: str, date_param: Callable[[dt.date], Any]
 ) -> tuple[list[str], list[Any]]:
-    """The conditions of ``flt`` and their values; ``like``: the backend's case-insensitive
-    LIKE, ``date_param``: how it takes a date."""
+    """The conditions of ``flt`` and their values; ``search_sql``: the backend's condition
+    of a search (a title, then an author, holds the ``?`` pattern, case-insensitively),
+    ``date_param``: how it takes a date."""
     clauses: list[str] = []
     values: list[Any] = []
     if flt.author is not None:
@@ -139,7 +140,7 @@ def where(
         values.append(flt.author)
     if flt.search:
         pattern = f"%{escape_like(flt.search)}%"
-        clauses.append(f"(title {like} ? ESCAPE '\\' OR author {like} ? ESCAPE '\\')")
+        clauses.append(search_sql)
         values += [pattern, pattern]
     if flt.published_after is not None:
         clauses.append("published_date >= ?")

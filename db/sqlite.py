@@ -238,7 +238,7 @@ def _trigram_shares(rows: Sequence[Row]) -> dict[str, int]:
 
 class SqliteBackend(Backend):
     name = "sqlite"
-    like = "LIKE"
+    search_sql = "(title LIKE ? ESCAPE '\\' OR author LIKE ? ESCAPE '\\')"
 
     @classmethod
     def connection(
@@ -570,7 +570,7 @@ class SqliteBackend(Backend):
         self._shares = _trigram_shares(rows)
 
     async def list_books(self, q: PageQuery) -> Page:
-        clauses, values = query.where(q.filter, self.like, self.date_param)
+        clauses, values = query.where(q.filter, self.search_sql, self.date_param)
         await self._load_shares(q.filter)
         phrase = _fts_phrase(q.filter, self._shares)
         count: int | None = None
