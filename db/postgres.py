@@ -27,7 +27,9 @@ from db.backend import (
     ASIDE_FROM,
     BOUNDED_COUNT,
     COUNT_SCAN_LIMIT,
+    KEPT_SECONDS,
     Backend,
+    Kept,
     Progress,
     Row,
     RowBatches,
@@ -195,6 +197,7 @@ class PostgresBackend(Backend):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._costly_turn = asyncio.Semaphore(1)
+        self._guesses: Kept[int] = Kept(KEPT_SECONDS)  # search -> its sample's estimate
 
     async def _costly(self, sql: str, values: Sequence[Any]) -> Sequence[Row]:
         """Rows of a statement planned to read many rows (past ASIDE_FROM), run one at a
@@ -236,13 +239,22 @@ class PostgresBackend(Backend):
         twice COUNT_SCAN_LIMIT the estimate is the answer, as it is for a search of one
         or two characters, which no index finds, in a table of more than SCAN_UP_TO
         rows; below, the matches are counted as before, exactly up to COUNT_SCAN_LIMIT.
+        A search's estimate is kept KEPT_SECONDS for the next count of it: when the count
+        is exact, no estimate is kept for the list's ``count``, and the sample cost as much
+        as the count itself (an author's name at ten million rows: 13 and 12 ms).
         """
         flt = q.filter
         if flt.is_empty() or flt.is_author_only() or q.exact_count:
             return await super()._count(q, clauses, values, source)
         where = " AND ".join(clauses)
         if flt.search:
-            guess, exact = await self.estimate_count(where, values)
+            kept = self._guesses.get(flt)
+            if kept is None:
+                guess, exact = await self.estimate_count(where, values)
+                if not exact:
+                    self._guesses.put(flt, guess)
+            else:
+                guess, exact = kept, False
         else:
             guess, exact = await self._planned_rows(where, values), False
         if exact or guess > 2 * COUNT_SCAN_LIMIT:

@@ -419,3 +419,19 @@ async def test_postgres_compiles_no_statement_with_jit(db: Backend) -> None:
     it: 290 ms for a statement that runs in 3 at ten million rows."""
     rows = await db.fetch("SHOW jit")
     assert rows[0]["jit"] == "off"
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_postgres_keeps_a_searchs_estimate_for_its_next_count(db: Backend) -> None:
+    """A search counted exactly took the sample again on every request (as long as the
+    count itself at ten million rows), to decide once more that it was worth counting."""
+    await seed.seed_books(db, count=12_000)  # more ids than the sample reads whole
+    sent = _record(db)
+    q = PageQuery(filter=BookFilter(search="river"))
+    counts = []
+    for _ in range(3):
+        page = await db.list_books(q)
+        counts.append((page.count, page.count_exact))
+    samples = [sql for _, sql in sent if sql.startswith("WITH RECURSIVE")]
+    assert len(samples) == 1, samples
+    assert counts[0][1] and counts == [counts[0]] * 3  # exact, every time
