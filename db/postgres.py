@@ -83,6 +83,18 @@ _SECONDARY_INDEXES: Final = (
     " AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.oid)"
 )
 
+# The count of a search alone (``PostgresBackend._count``): the books of the authors that
+# hold the text, from their kept counts, plus the other books whose title holds it (up to
+# a bound). An author's name at ten million rows: one look-up of its count, not 2,500
+# books read from the table (12 ms).
+_SEARCH_COUNT: Final = (
+    "SELECT (SELECT coalesce(sum(n), 0) FROM book_author_count"
+    " WHERE author ILIKE ? ESCAPE '\\') AS authors,"
+    " (SELECT count(*) FROM (SELECT 1 FROM book WHERE title ILIKE ? ESCAPE '\\'"
+    " AND NOT author = ANY (ARRAY(SELECT author FROM book_author_count"
+    " WHERE author ILIKE ? ESCAPE '\\')) LIMIT ?) AS m) AS titles"
+)
+
 
 def _literal(value: Any) -> str:
     """``value`` as an SQL literal (the values of a filter: ints, dates, text)."""
@@ -262,6 +274,14 @@ class PostgresBackend(Backend):
         if flt.search and len(flt.search) < 3 and await self.total_rows() > SCAN_UP_TO:
             # No trigram to look up: counting would read the table.
             return guess, False
+        if flt.search and len(flt.search) >= 3 and flt.parts() == (flt,):
+            # A search alone: its author side counted from the kept counts of the authors
+            # that hold the text, its title side (of other authors' books) bounded.
+            rows = await self.fetch(_SEARCH_COUNT, [*values, values[0], COUNT_SCAN_LIMIT + 1])
+            authors, titles = int(rows[0]["authors"]), int(rows[0]["titles"])
+            if titles <= COUNT_SCAN_LIMIT:
+                return authors + titles, True
+            return max(authors + titles, guess), False
         if flt.search and guess * SORTED_ROW_COST > ASIDE_FROM:
             # Each match found through the trigram index is a look-up of the table.
             rows = await self._costly(
