@@ -8,8 +8,8 @@ commit. Other triggers on ``book`` are left alone. A failure rolls all of it bac
 
 A seed that starts from an empty table (``--replace``) also drops the table's secondary
 indexes and creates them again from their stored SQL once the rows are in: eight indexes
-kept up to date row by row, on random keys, spill pages over and over, and an index built
-from all the rows at once is one sort (ten million rows: see ``benchmarks/README.md``).
+kept up to date row by row, on random keys, spill pages over and over once the table
+outgrows the page cache, and an index built from all the rows at once is one sort.
 """
 
 from __future__ import annotations
