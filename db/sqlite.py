@@ -101,9 +101,6 @@ _AUTHOR_WALK: Final = {
     "published_date": "book INDEXED BY book_author_published",
     "price": "book INDEXED BY book_author_price",
 }
-# A page whose plan reads more than ASIDE_FROM index entries' worth (``_cost``) runs on
-# the worker's second connection: a millisecond or more of work that would hold up every
-# cheap request queued behind it on the worker's own.
 # A walk stops after this many progress-handler periods (some 40,000 index entries read
 # and filtered, about 30 ms) and the page is read through its narrowest filter instead.
 WALK_BUDGET: Final = 40
@@ -282,8 +279,9 @@ class SqliteBackend(Backend):
         self._counter_opening = asyncio.Lock()
         self._shares: dict[str, int] | None = None
         self._shares_until = -math.inf
-        # (filter, ordering's first pair) of walks stopped at WALK_BUDGET: not tried again
-        # for a while, a walk's budget being spent before each of their pages otherwise.
+        # (filter, ordering's first pair) of walks from the start stopped at WALK_BUDGET:
+        # not tried again for a while, a walk's budget being spent before each of their
+        # pages otherwise.
         self._overran: Kept[bool] = Kept(KEPT_SECONDS)
 
     def _deadline(self) -> float:
@@ -526,8 +524,8 @@ class SqliteBackend(Backend):
             narrowed = [part for part in parts if part.narrows(first)]
             covered = min((rows[part] for part in narrowed), default=total)
         best = _cost(round((q.offset + q.limit + 1) * covered / max(matches, 1)), choice)
-        if self._overran.get((flt, q.ordering[0])):
-            best = math.inf
+        if q.after is None and self._overran.get((flt, q.ordering[0])):
+            best = math.inf  # (a cursor page starts its walk at the cursor: tried)
         for sub, through in [*((p, _through(p, self._shares)) for p in parts), *ranges]:
             if through is not None and _cost(rows[sub], through) < best:
                 best, choice = _cost(rows[sub], through), through
@@ -570,7 +568,7 @@ class SqliteBackend(Backend):
         self._shares = _trigram_shares(rows)
 
     async def list_books(self, q: PageQuery) -> Page:
-        clauses, values = query.where(q.filter, self.search_sql, self.date_param)
+        clauses, values = self.where(q.filter)
         await self._load_shares(q.filter)
         phrase = _fts_phrase(q.filter, self._shares)
         count: int | None = None
@@ -580,8 +578,9 @@ class SqliteBackend(Backend):
             if count == 0 and exact:  # nothing to read again for the page
                 return Page(json="[]", count=0, has_more=False)
         chosen, cost = await self._source(q, (count, exact) if count is not None else None)
-        # Reading far more rows than a page shows: on the connection that counts, so the
-        # worker's own keeps answering the cheap requests queued behind this one.
+        # Reading far more rows than a page shows (past ASIDE_FROM, by ``_cost``): on the
+        # connection that counts, so the worker's own keeps answering the cheap requests
+        # queued behind this one.
         aside = cost > ASIDE_FROM
         if chosen is None:
             source = _FTS_SOURCE if phrase else "book"
@@ -597,7 +596,8 @@ class SqliteBackend(Backend):
                 # The matches are not spread over the ordering as the estimate took them
                 # to be (an author's name searched, ordered by author: all of them in one
                 # stretch of the index, maybe half the table away).
-                self._overran.put((q.filter, q.ordering[0]), True)
+                if q.after is None:
+                    self._overran.put((q.filter, q.ordering[0]), True)
                 through = await self._narrowest(q.filter)
                 rows = await self._page(
                     q, clauses, values, *(through or ("book", None)), aside=True
