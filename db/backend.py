@@ -62,12 +62,12 @@ _INSERT: Final = "INSERT INTO book (title, author, published_date, price_cents, 
 # asks for every match, however long it takes up to the statement time limit.
 COUNT_EXACT_UP_TO: Final = 1_000
 COUNT_SCAN_LIMIT: Final = 10_000
-# Estimates (``Backend.count``) and the counts plans are made from (``Backend.planned``)
-# are kept this long per filter in a process: a plan does not need a count to the row.
 # A statement planned to read more than this many index entries' worth (a millisecond or
 # more) is costly: it runs beside the cheap ones, one at a time per worker (SQLite: on the
 # worker's second connection; PostgreSQL: ``PostgresBackend._costly``).
 ASIDE_FROM: Final = 2_000
+# Estimates (``Backend.count``) and the counts plans are made from (``Backend.planned``)
+# are kept this long per filter in a process: a plan does not need a count to the row.
 KEPT_SECONDS: Final = 30.0
 SAMPLE_BLOCKS: Final = 100
 SAMPLE_ROWS: Final = 10_000
@@ -132,6 +132,7 @@ class Backend:
     name: ClassVar[str]
     # A search's condition (``query.where``): the title, or the author, holds the pattern.
     search_sql: ClassVar[str]
+    short_search_sql: ClassVar[str | None] = None  # for one or two characters, if another
     # A row of a multi-row VALUES list of new books (PostgreSQL types a bare VALUES list
     # from its values: it is told the columns' types).
     values_row: ClassVar[str] = "(?, ?, ?, ?, 1)"
@@ -245,6 +246,10 @@ class Backend:
             self._estimates.put(q.filter, n)
         return n, exact
 
+    def where(self, flt: BookFilter) -> tuple[list[str], list[Any]]:
+        """``flt``'s conditions and values as this backend writes them (``query.where``)."""
+        return query.where(flt, self.search_sql, self.date_param, self.short_search_sql)
+
     async def planned(self, flt: BookFilter, known: int | None = None) -> int:
         """About how many rows ``flt`` matches, for a plan: ``known`` (the page's own
         count) when there is one, else the count a list would give (bounded; an estimate
@@ -253,7 +258,7 @@ class Backend:
             known = self._planned.get(flt)
             if known is not None:
                 return known
-            clauses, values = query.where(flt, self.search_sql, self.date_param)
+            clauses, values = self.where(flt)
             known, _ = await self.count(PageQuery(filter=flt), clauses, values)
         self._planned.put(flt, known)
         return known

@@ -4,8 +4,9 @@ Statements are written once with ``?`` placeholders (``db.query``, ``db.backend`
 asyncpg wants ``$1``-style ones: the text is rewritten once per distinct statement and
 cached. A search is ``ILIKE`` over the ``pg_trgm`` indexes (migrations 0002, 0006). A
 statement past the statement time limit is stopped by the server: ``statement_timeout``
-is set on every connection of the pool (``db.build_config``); an exact count runs on a
-connection of the pool like any statement, so it holds up no other request.
+is set on every connection of the pool (``db.build_config``). Statements planned to read
+many rows, and exact counts, take turns, one at a time per worker (``_costly``); the
+cheap ones run beside them on the pool.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import functools
+import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Final
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -37,6 +39,8 @@ from db.backend import (
 )
 from db.errors import DatabaseUnavailableError, StatementTimeoutError
 from db.query import BookJSON, Page, PageQuery
+
+_log = logging.getLogger(__name__)
 
 # The connection failed, not the statement: the server unreachable, restarting or failing
 # over, an administrator ending the session (asyncpg then reports AdminShutdownError, or an
@@ -126,6 +130,10 @@ class PostgresBackend(Backend):
         "(title ILIKE ? ESCAPE '\\' OR author = ANY (ARRAY("
         "SELECT author FROM book_author_count WHERE author ILIKE ? ESCAPE '\\')))"
     )
+    # One or two characters: no trigram, no index; each row's author is tested itself
+    # (a runtime array is not hashed: each row would be compared with every author that
+    # holds the letter).
+    short_search_sql = "(title ILIKE ? ESCAPE '\\' OR author ILIKE ? ESCAPE '\\')"
     values_row = "(?, ?, ?::date, ?::integer, 1)"
     sample_sql = _SAMPLE
 
@@ -218,11 +226,15 @@ class PostgresBackend(Backend):
         Eight clients of an expensive search took the database's CPU from every other
         request at ten million rows (detail reads kept 13% of their throughput): the
         pool let each run at once. One at a time, as SQLite's second connection runs
-        them, the cheap statements keep a core. The wait counts against the statement
-        time limit: past it, StatementTimeoutError, as for a statement stopped.
+        them, the cheap statements keep a core. The wait for a turn is bounded by the
+        statement time limit as the statement is: past it, StatementTimeoutError, as for
+        a statement stopped. (``asyncio.timeout``, not ``wait_for``: on Python 3.11
+        ``wait_for`` can swallow the cancellation of a request whose client left just as
+        its turn came, and run its statement for no one.)
         """
         try:
-            await asyncio.wait_for(self._costly_turn.acquire(), self.statement_timeout)
+            async with asyncio.timeout(self.statement_timeout):
+                await self._costly_turn.acquire()
         except TimeoutError:
             raise StatementTimeoutError(self.statement_timeout) from None
         try:
@@ -277,7 +289,8 @@ class PostgresBackend(Backend):
         if flt.search and len(flt.search) >= 3 and flt.parts() == (flt,):
             # A search alone: its author side counted from the kept counts of the authors
             # that hold the text, its title side (of other authors' books) bounded.
-            rows = await self.fetch(_SEARCH_COUNT, [*values, values[0], COUNT_SCAN_LIMIT + 1])
+            fetch = self._costly if guess * SORTED_ROW_COST > ASIDE_FROM else self.fetch
+            rows = await fetch(_SEARCH_COUNT, [*values, values[0], COUNT_SCAN_LIMIT + 1])
             authors, titles = int(rows[0]["authors"]), int(rows[0]["titles"])
             if titles <= COUNT_SCAN_LIMIT:
                 return authors + titles, True
@@ -344,7 +357,7 @@ class PostgresBackend(Backend):
         return self._saved(await self._book_row(book_id))
 
     async def list_books(self, q: PageQuery) -> Page:
-        clauses, values = query.where(q.filter, self.search_sql, self.date_param)
+        clauses, values = self.where(q.filter)
         count, exact = await self.count(q, clauses, values) if q.with_count else (None, True)
         if count == 0 and exact:  # nothing to read again for the page
             return Page(json=b"[]", count=0, has_more=False)
@@ -387,10 +400,12 @@ class PostgresBackend(Backend):
                 await raw.execute("DELETE FROM book_author_count")
             first = int(await raw.fetchval("SELECT coalesce(max(id), 0) FROM book")) + 1
             indexes: list[str] = []
-            if first == 1:
-                # An empty table: its secondary indexes are built once the rows are in,
+            if replace:
+                # An emptied table: its secondary indexes are built once the rows are in,
                 # each one sort, rather than kept up to date row by row (the trigram
-                # indexes most of all).
+                # indexes most of all). TRUNCATE holds the table from readers until the
+                # commit already; into a table that was empty without it, readers keep
+                # reading (an empty table) and the indexes are kept up to date.
                 await raw.execute("SET LOCAL maintenance_work_mem = '256MB'")
                 found = await raw.fetch(_SECONDARY_INDEXES)
                 for row in found:
@@ -414,9 +429,12 @@ class PostgresBackend(Backend):
             # Statistics now, not when autovacuum gets to it: planned without them, a
             # bounded count of a narrow price range read the whole table in id order.
             await raw.execute("ANALYZE book")
-        async with client.acquire_connection() as raw:
-            # Each batch's statement trigger upserted every author's count: a dead row per
-            # author per batch (41 MB for 4,096 authors at ten million rows), which every
-            # search's look-up of the authors read through.
-            await raw.execute("VACUUM (ANALYZE) book_author_count")
+        try:
+            async with client.acquire_connection() as raw:
+                # Each batch's statement trigger upserted every author's count: a dead row
+                # per author per batch (41 MB for 4,096 authors at ten million rows), which
+                # every search's look-up of the authors read through.
+                await raw.execute("VACUUM (ANALYZE) book_author_count")
+        except (asyncpg.PostgresError, *_UNAVAILABLE) as exc:  # the seed is committed
+            _log.warning("seed: VACUUM of book_author_count failed: %s; autovacuum will", exc)
         return first, total

@@ -128,10 +128,14 @@ def escape_like(text: str) -> str:
 
 
 def where(
-    flt: BookFilter, search_sql: str, date_param: Callable[[dt.date], Any]
+    flt: BookFilter,
+    search_sql: str,
+    date_param: Callable[[dt.date], Any],
+    short_search_sql: str | None = None,
 ) -> tuple[list[str], list[Any]]:
     """The conditions of ``flt`` and their values; ``search_sql``: the backend's condition
     of a search (a title, then an author, holds the ``?`` pattern, case-insensitively),
+    ``short_search_sql`` its condition for a search of one or two characters if another,
     ``date_param``: how it takes a date."""
     clauses: list[str] = []
     values: list[Any] = []
@@ -140,7 +144,8 @@ def where(
         values.append(flt.author)
     if flt.search:
         pattern = f"%{escape_like(flt.search)}%"
-        clauses.append(search_sql)
+        short = short_search_sql is not None and len(flt.search) < 3
+        clauses.append(short_search_sql if short else search_sql)
         values += [pattern, pattern]
     if flt.published_after is not None:
         clauses.append("published_date >= ?")

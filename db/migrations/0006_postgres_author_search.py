@@ -14,7 +14,7 @@ which also spares every write its GIN update.
 from tortoise import migrations
 from tortoise.migrations import operations as ops
 
-TRGM_SCHEMA = """SELECT n.nspname AS name FROM pg_extension e
+TRGM_SCHEMA = """SELECT quote_ident(n.nspname) AS name FROM pg_extension e
     JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_trgm'"""
 
 
