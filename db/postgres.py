@@ -242,13 +242,6 @@ class PostgresBackend(Backend):
         finally:
             self._costly_turn.release()
 
-    async def exact_count(self, where: str, values: Sequence[Any], source: str = "book") -> int:
-        try:
-            rows = await self._costly(f"SELECT count(*) AS n FROM {source} WHERE {where}", values)
-        except StatementTimeoutError as exc:
-            raise StatementTimeoutError(exc.seconds, counting=True) from exc
-        return int(rows[0]["n"])
-
     async def _count(
         self, q: PageQuery, clauses: list[str], values: list[Any], source: str = "book"
     ) -> tuple[int, bool]:
@@ -286,26 +279,24 @@ class PostgresBackend(Backend):
         if flt.search and len(flt.search) < 3 and await self.total_rows() > SCAN_UP_TO:
             # No trigram to look up: counting would read the table.
             return guess, False
+        # A search's match found through the trigram index is a look-up of the table.
+        costly = bool(flt.search) and guess * SORTED_ROW_COST > ASIDE_FROM
+        fetch = self._costly if costly else self.fetch
         if flt.search and len(flt.search) >= 3 and flt.parts() == (flt,):
             # A search alone: its author side counted from the kept counts of the authors
             # that hold the text, its title side (of other authors' books) bounded.
-            fetch = self._costly if guess * SORTED_ROW_COST > ASIDE_FROM else self.fetch
             rows = await fetch(_SEARCH_COUNT, [*values, values[0], COUNT_SCAN_LIMIT + 1])
             authors, titles = int(rows[0]["authors"]), int(rows[0]["titles"])
             if titles <= COUNT_SCAN_LIMIT:
                 return authors + titles, True
             return max(authors + titles, guess), False
-        if flt.search and guess * SORTED_ROW_COST > ASIDE_FROM:
-            # Each match found through the trigram index is a look-up of the table.
-            rows = await self._costly(
-                BOUNDED_COUNT.format(source=source, where=where), [*values, COUNT_SCAN_LIMIT + 1]
-            )
-            n: int | None = int(rows[0]["n"])
-        else:
-            n = await self.bounded_count(where, values, source)
-        if n is not None and n <= COUNT_SCAN_LIMIT:
+        rows = await fetch(
+            BOUNDED_COUNT.format(source=source, where=where), [*values, COUNT_SCAN_LIMIT + 1]
+        )
+        n = int(rows[0]["n"])
+        if n <= COUNT_SCAN_LIMIT:
             return n, True
-        return max(n or 0, guess), False
+        return max(n, guess), False
 
     async def _sorts(self, q: PageQuery, count: int | None) -> tuple[bool, float]:
         """Whether the page must find its matches through its filter's index and sort

@@ -397,8 +397,8 @@ class SqliteBackend(Backend):
             return None
         return int(rows[0]["n"])
 
-    async def exact_count(self, where: str, values: Sequence[Any], source: str = "book") -> int:
-        return await self._exact(f"SELECT count(*) AS n FROM {source} WHERE {where}", values)
+    async def _costly(self, sql: str, values: Sequence[Any]) -> Sequence[Row]:
+        return await self._fetch_counting(sql, values)
 
     async def _exact(self, sql: str, values: Sequence[Any]) -> int:
         try:
@@ -510,40 +510,39 @@ class SqliteBackend(Backend):
             return None, 0.0
         first = q.ordering[0][0]
         matches = await self.planned(flt, values_count[0] if values_count else None)
-        total = await self.total_rows()
-        rows = {part: (await self.planned(part) if part != flt else matches) for part in parts}
-        ranges = _author_ranges(flt)
-        for sub, _ in ranges:
-            rows[sub] = await self.planned(sub) if sub != flt else matches
+        throughs = self._throughs(flt)
+        # Every part that narrows an ordering's field has an index: it is among these.
+        rows = {sub: (await self.planned(sub) if sub != flt else matches) for sub, _ in throughs}
         choice: tuple[str, str | None] = (_walk_of(q), None)
         if choice[0] in _AUTHOR_WALK.values():
-            narrowed = [sub for sub, _ in ranges if sub.narrows(first)]
+            narrowed = [sub for sub, _ in _author_ranges(flt) if sub.narrows(first)]
             author = BookFilter(author=flt.author)
             covered = min((rows[sub] for sub in narrowed), default=rows[author])
         else:
             narrowed = [part for part in parts if part.narrows(first)]
-            covered = min((rows[part] for part in narrowed), default=total)
+            covered = min((rows[part] for part in narrowed), default=await self.total_rows())
         best = _cost(round((q.offset + q.limit + 1) * covered / max(matches, 1)), choice)
         if q.after is None and self._overran.get((flt, q.ordering[0])):
             best = math.inf  # (a cursor page starts its walk at the cursor: tried)
-        for sub, through in [*((p, _through(p, self._shares)) for p in parts), *ranges]:
-            if through is not None and _cost(rows[sub], through) < best:
+        for sub, through in throughs:
+            if _cost(rows[sub], through) < best:
                 best, choice = _cost(rows[sub], through), through
         return choice, best
 
+    def _throughs(self, flt: BookFilter) -> list[tuple[BookFilter, tuple[str, str | None]]]:
+        """Each index that finds some of ``flt``'s matches, with the rows it finds: one
+        per part that has one (``_through``), one per author's range (``_author_ranges``)."""
+        found = [(part, _through(part, self._shares)) for part in flt.parts()]
+        return [(p, t) for p, t in found if t is not None] + _author_ranges(flt)
+
     async def _narrowest(self, flt: BookFilter) -> tuple[str, str | None] | None:
         """The FROM (and FTS phrase) through the index that finds ``flt``'s matches
-        reading the fewest entries (one of its parts', or an author's range's); None
-        when no part has an index."""
+        reading the fewest entries; None when no part has an index."""
         best: tuple[float, tuple[str, str | None]] | None = None
-        for sub, through in [
-            *((p, _through(p, self._shares)) for p in flt.parts()),
-            *_author_ranges(flt),
-        ]:
-            if through is not None:
-                cost = _cost(await self.planned(sub), through)
-                if best is None or cost < best[0]:
-                    best = (cost, through)
+        for sub, through in self._throughs(flt):
+            cost = _cost(await self.planned(sub), through)
+            if best is None or cost < best[0]:
+                best = (cost, through)
         return best[1] if best else None
 
     async def _load_shares(self, flt: BookFilter) -> None:
