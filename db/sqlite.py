@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import fcntl
+import functools
 import math
 import sqlite3
 import time
@@ -79,12 +81,44 @@ def sqlite_path(url: str) -> str | None:
     return url[len("sqlite://") :].split("?", 1)[0]
 
 
-# A search reads the books through their matches in the trigram index, in id order
-# (``hit`` is the book's id): a page stops at its last row instead of gathering every
-# match first, which at a million rows was 7 ms a page and 30 ms a count.
-_FTS_SOURCE: Final = (
+# A search's matches: the books whose title holds the text, through the trigram index of
+# titles (migration 0007), in id order (``hit`` is the book's id), and the books of the
+# authors that hold it, through the trigram index of the distinct authors and then the
+# author index (one index of both columns read lists of an author's trigrams that each
+# covered hundreds of authors' books: 22 ms for an author's name at ten million rows).
+# Its values: the titles' FTS5 query, the authors' (the whole search, ``_search_values``),
+# the search's LIKE pattern.
+_AUTHORS_HOLDING: Final = (
+    "SELECT author FROM book_author_search WHERE book_author_search MATCH ?"
+    " AND author LIKE ? ESCAPE '\\'"
+)
+
+
+@functools.lru_cache(maxsize=64)
+def _search_source(others: tuple[str, ...] = ()) -> str:
+    """``_SEARCH_SOURCE`` for a filter with other conditions than its search (``others``,
+    their values after the source's): tested on the author side in the author index,
+    which holds every column a filter reads, so that only the books that pass them are
+    looked up in the table (an author's name within a year at ten million rows: 20 of
+    2,400)."""
+    extra = "".join(f" AND {clause}" for clause in others)
+    return (
+        "(SELECT rowid AS hit FROM book_search WHERE book_search MATCH ? UNION SELECT id"
+        f" FROM book INDEXED BY book_author_cover WHERE author IN ({_AUTHORS_HOLDING}){extra})"
+        " JOIN book ON id = hit"
+    )
+
+
+_SEARCH_SOURCE: Final = _search_source()
+# The title side alone, for counting it.
+_TITLE_SOURCE: Final = (
     "(SELECT rowid AS hit FROM book_search WHERE book_search MATCH ?) JOIN book ON id = hit"
 )
+_AUTHORS_ROWS: Final = (
+    f"SELECT coalesce(sum(n), 0) FROM book_author_count WHERE author IN ({_AUTHORS_HOLDING})"
+)
+# A source's FROM and the values of its placeholders (before the WHERE's).
+Through = tuple[str, tuple[Any, ...]]
 # A page that walks its ordering's index (``SqliteBackend._walks``), by the ordering's
 # first field: the rowid itself for id, else the field's (field, id) index.
 _WALK: Final = {
@@ -115,31 +149,35 @@ TRIGRAM_SAMPLE_RUN: Final = 40
 TRIGRAM_STATS_SECONDS: Final = 600.0
 _TRIGRAM_SAMPLE: Final = (
     "WITH RECURSIVE s(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM s WHERE k + 1 < ?)"
-    " SELECT title, author FROM s JOIN book ON book.id >= ? + s.k * ? AND book.id < ? + s.k * ? + ?"
+    " SELECT title FROM s JOIN book ON book.id >= ? + s.k * ? AND book.id < ? + s.k * ? + ?"
 )
 
 
-def _through(part: BookFilter, shares: Mapping[str, int] | None) -> tuple[str, str | None] | None:
-    """The FROM that finds ``part``'s matches through its own index (and the FTS query
-    it takes), or None when no index finds them (a search of one or two characters)."""
+def _through(part: BookFilter) -> Through:
+    """The FROM that finds ``part``'s matches (of an author, a date or a price) through
+    its own index (a search's: ``SqliteBackend._search_through``)."""
     if part.author is not None:
-        return "book INDEXED BY book_author_cover", None
-    if part.search:
-        phrase = _fts_phrase(part, shares)
-        return (_FTS_SOURCE, phrase) if phrase else None
+        return "book INDEXED BY book_author_cover", ()
     if part.narrows("published_date"):
-        return "book INDEXED BY book_published_cover", None
-    return "book INDEXED BY book_price_cover", None
+        return "book INDEXED BY book_published_cover", ()
+    return "book INDEXED BY book_price_cover", ()
 
 
-def _cost(rows: int, through: tuple[str, str | None]) -> float:
+def _search_values(flt: BookFilter, phrase: str) -> tuple[str, str, str]:
+    """The values of ``_SEARCH_SOURCE`` for ``flt``'s search: the titles' FTS5 query
+    (``phrase``), the authors' (the whole search: their index is small), the pattern."""
+    search = flt.search or ""
+    return phrase, _quoted(search), f"%{query.escape_like(search)}%"
+
+
+def _cost(rows: int, through: Through) -> float:
     """What reading ``rows`` matches through ``through`` costs, in index entries read in
     order: the covering indexes hold every column a filter or a page reads; a match the
     trigram index or an ``(author, field)`` index finds is a look-up of the table, at a
     place of its own in the file (about 16 index entries' time at ten million rows: an
     author's 2,500 books took 45 ms through the trigram index, 1 ms through the author's
     covering index)."""
-    if through[1] is not None or through[0] in _AUTHOR_WALK.values():
+    if through[1] or through[0] in _AUTHOR_WALK.values():
         return rows * FTS_ROW_COST
     return rows
 
@@ -152,7 +190,7 @@ def _walk_of(q: PageQuery) -> str:
     return _WALK[first]
 
 
-def _author_ranges(flt: BookFilter) -> list[tuple[BookFilter, tuple[str, str | None]]]:
+def _author_ranges(flt: BookFilter) -> list[tuple[BookFilter, Through]]:
     """The author of ``flt`` with each of its ranges, and the ``(author, field)`` index
     that finds exactly those rows."""
     if flt.author is None:
@@ -166,7 +204,7 @@ def _author_ranges(flt: BookFilter) -> list[tuple[BookFilter, tuple[str, str | N
                 min_cents=flt.min_cents if field == "price" else None,
                 max_cents=flt.max_cents if field == "price" else None,
             ),
-            (_AUTHOR_WALK[field], None),
+            (_AUTHOR_WALK[field], ()),
         )
         for field in ("published_date", "price")
         if flt.narrows(field)
@@ -182,21 +220,21 @@ _BOOK_JSON: Final = (
 
 
 def _fts_phrase(flt: BookFilter, shares: Mapping[str, int] | None = None) -> str | None:
-    """The FTS5 query a search reads its candidates from, or None.
+    """The FTS5 query a search reads its title side's candidates from, or None.
 
-    The trigram index narrows the rows to candidates (three characters at least: a
-    trigram). The trigram tokenizer folds the case of every Unicode letter, LIKE only of
-    ASCII ones: the LIKE of ``query.where`` decides, so a search means the same at every
-    length and on both backends. With an ``author`` the author's index finds the rows
-    faster: no query.
+    The trigram index of titles narrows the rows to candidates (three characters at
+    least: a trigram; the author side is found through the authors, ``_SEARCH_SOURCE``).
+    The trigram tokenizer folds the case of every Unicode letter, LIKE only of ASCII
+    ones: the LIKE of ``query.where`` decides, so a search means the same at every length
+    and on both backends. With an ``author`` the author's index finds the rows faster: no
+    query.
 
     A search of up to FTS_TERMS trigrams is asked for as a phrase. A longer one is asked
     for as the rarest trigram of each of FTS_TERMS stretches of it (``shares``: how many
-    rows of a sample hold each one; ``SqliteBackend._trigram_shares``) joined by AND,
+    titles of a sample hold each one; ``SqliteBackend._trigram_shares``) joined by AND,
     which finds every row the phrase finds and a few more, which the LIKE drops: an
-    author's full name is a phrase of 10 trigrams, some of them in half the rows ("ine",
-    "es "), and FTS5 read all of their lists (57 ms at ten million rows); 3 rare ones
-    took 5 ms.
+    author's full name is a phrase of 10 trigrams, some of them in a large share of the
+    rows ("ine", "es "), and FTS5 reads the whole list of each trigram it is asked for.
     """
     search = flt.search
     if not search or len(search) < 3 or flt.author is not None:
@@ -220,15 +258,12 @@ def _quoted(text: str) -> str:
 
 
 def _trigram_shares(rows: Sequence[Row]) -> dict[str, int]:
-    """How many of ``rows`` (title, author) hold each trigram, case folded as far as
-    Python's lower() folds it (close enough to rank trigrams by rarity)."""
+    """How many of ``rows`` (titles) hold each trigram, case folded as far as Python's
+    lower() folds it (close enough to rank trigrams by rarity)."""
     shares: dict[str, int] = {}
     for row in rows:
-        grams: set[str] = set()
-        for text in (row[0], row[1]):
-            low = text.lower()
-            grams.update(low[i : i + 3] for i in range(len(low) - 2))
-        for gram in grams:
+        low = row[0].lower()
+        for gram in {low[i : i + 3] for i in range(len(low) - 2)}:
             shares[gram] = shares.get(gram, 0) + 1
     return shares
 
@@ -414,19 +449,22 @@ class SqliteBackend(Backend):
         SQLite's own choice read a price range of 40% of the rows to count a one-year
         date range within it (85 ms at a million rows, against 1 ms)."""
         await self._load_shares(q.filter)
-        phrase = _fts_phrase(q.filter, self._shares)
-        parts = q.filter.parts()
-        ranges = _author_ranges(q.filter)
-        if len(parts) == 2 and ranges and ranges[0][0] == q.filter:
+        flt = q.filter
+        parts = flt.parts()
+        ranges = _author_ranges(flt)
+        through: Through | None = None
+        if parts == (flt,) and flt.search:
+            through = self._search_through(flt)
+        elif len(parts) == 2 and ranges and ranges[0][0] == flt:
             # An author and one range: its (author, field) index holds exactly the matches.
             source = ranges[0][1][0]
         elif len(parts) > 1:
-            through = await self._narrowest(q.filter)
-            if through is not None:
-                source, phrase = through
-        if phrase is None:
+            through = await self._narrowest(flt)
+        if through is not None and not through[1]:
+            source, through = through[0], None
+        if through is None:
             return await super()._count(q, clauses, values, source)
-        found = await self._search_count(phrase, clauses, values, q.exact_count)
+        found = await self._search_count(through, clauses, values, q.exact_count)
         if found is not None:
             return found
         where = " AND ".join(clauses)  # the index finds too many rows that fail the rest
@@ -435,57 +473,73 @@ class SqliteBackend(Backend):
         return await self.estimate_count(where, values)
 
     async def _search_count(
-        self, phrase: str, clauses: list[str], values: list[Any], exact: bool
+        self, through: Through, clauses: list[str], values: list[Any], exact: bool
     ) -> tuple[int, bool] | None:
-        """The count of a search read through the trigram index (``_FTS_SOURCE``); None
-        when the matches the index finds mostly fail the other filters, too many to read
-        within the budget.
+        """The count of a filter read through its search's matches (``through``, from
+        ``_search_through``); None when the matches mostly fail the other filters, too
+        many to read within the budget.
 
-        Exact up to SEARCH_EXACT_COUNT matches (and with ``exact``). Above it, estimated
-        from how far into the ids the first SEARCH_EXACT_COUNT + 1 matches reach, taking
-        the matches to be spread evenly over the ids: counting every match of a common
-        word costs time in proportion to the table. One bounded statement either way.
+        A search alone is counted in two sides: the books of the authors that hold the
+        text, from their kept counts (``book_author_count``), and the other books whose
+        title holds it, through the trigram index of titles. Exact up to
+        SEARCH_EXACT_COUNT matches of the title side (or of the filter, with others)
+        and with ``exact``. Above it, estimated from how far into the ids the first
+        SEARCH_EXACT_COUNT + 1 of them reach, taking them to be spread evenly over the
+        ids: counting every match of a common word costs time in proportion to the
+        table. One bounded statement either way.
         """
+        phrase, names, pattern = through[1][:3]
         over = SEARCH_EXACT_COUNT + 1
-        where = " AND ".join(clauses)
-        exact_sql = f"SELECT count(*) AS n FROM {_FTS_SOURCE} WHERE {where}"
-        if len(clauses) == 1 and '" AND "' not in phrase:
-            # The search's own LIKE and its whole phrase: the index alone bounds the count
-            # (asked for its rarest trigrams, it finds rows the LIKE then drops).
-            capped = "SELECT rowid AS hit FROM book_search WHERE book_search MATCH ? ORDER BY rowid"
-            capped_values = [phrase]
-            exact_now = f"({exact_sql})"
-            exact_values = [phrase, *values]
+        if len(clauses) == 1:
+            where = "title LIKE ? ESCAPE '\\' AND NOT author LIKE ? ESCAPE '\\'"
+            exact_sql = f"SELECT count(*) AS n FROM {_TITLE_SOURCE} WHERE {where}"
+            every = [phrase, pattern, pattern]
+            authors, authors_values = f"({_AUTHORS_ROWS})", [names, pattern]
+            if '" AND "' not in phrase:
+                # The whole phrase: the index alone bounds the count (asked for its
+                # rarest trigrams, it finds rows the LIKE then drops).
+                capped = (
+                    "SELECT rowid AS hit FROM book_search WHERE book_search MATCH ? ORDER BY rowid"
+                )
+                capped_values = [phrase]
+                exact_now, exact_values = f"({exact_sql})", every
+            else:
+                capped = f"SELECT hit FROM {_TITLE_SOURCE} WHERE {where} ORDER BY hit"
+                capped_values, exact_now, exact_values = every, "n", []
         else:
-            capped = f"SELECT hit FROM {_FTS_SOURCE} WHERE {where} ORDER BY hit"
-            capped_values = [phrase, *values]
-            exact_now, exact_values = "n", []
+            where = " AND ".join(clauses)
+            exact_sql = f"SELECT count(*) AS n FROM {through[0]} WHERE {where}"
+            every = [*through[1], *values]
+            authors, authors_values = "0", []
+            capped = f"SELECT hit FROM {through[0]} WHERE {where} ORDER BY hit"
+            capped_values, exact_now, exact_values = every, "n", []
         try:
             rows = await self.fetch(
-                f"SELECT CASE WHEN n < ? THEN {exact_now} END AS exact, r,"
-                " (SELECT min(id) FROM book) AS lo, (SELECT max(id) FROM book) AS hi,"
+                f"SELECT {authors} AS authors, CASE WHEN n < ? THEN {exact_now} END AS exact,"
+                " r, (SELECT min(id) FROM book) AS lo, (SELECT max(id) FROM book) AS hi,"
                 " (SELECT n FROM book_count WHERE id = 1) AS total"
                 f" FROM (SELECT count(*) AS n, max(hit) AS r FROM ({capped} LIMIT ?))",
-                [over, *exact_values, *capped_values, over],
+                [*authors_values, over, *exact_values, *capped_values, over],
                 budget=COUNT_BUDGET,
             )
         except OverBudgetError:
             return None
         row = rows[0]
+        by_authors = int(row["authors"])
         if row["exact"] is not None:
-            return int(row["exact"]), True
+            return by_authors + int(row["exact"]), True
         if exact:
-            return await self._exact(exact_sql, [phrase, *values]), True
+            return by_authors + await self._exact(exact_sql, every), True
         lo, hi, reached = row["lo"], row["hi"], row["r"]
-        estimate = round(over * (hi - lo + 1) / (reached - lo + 1))
-        return max(over, min(int(row["total"] or 0), estimate)), False
+        estimate = by_authors + round(over * (hi - lo + 1) / (reached - lo + 1))
+        return max(by_authors + over, min(int(row["total"] or 0), estimate)), False
 
     async def _source(
         self, q: PageQuery, values_count: tuple[int, bool] | None
-    ) -> tuple[tuple[str, str | None] | None, float]:
+    ) -> tuple[Through | None, float]:
         """Where a filtered page reads its rows from, or None for SQLite's own choice:
-        (the FROM of the page, the FTS phrase it still needs or None); and the rows it
-        will read, in index entries (``_cost``).
+        (the FROM of the page, the values it takes); and the rows it will read, in index
+        entries (``_cost``).
 
         SQLite's planner has no statistics of value ranges (this build has no STAT4): it
         took a price range of 40% of the rows for a narrow one and sorted 400,000 rows at
@@ -513,7 +567,7 @@ class SqliteBackend(Backend):
         throughs = self._throughs(flt)
         # Every part that narrows an ordering's field has an index: it is among these.
         rows = {sub: (await self.planned(sub) if sub != flt else matches) for sub, _ in throughs}
-        choice: tuple[str, str | None] = (_walk_of(q), None)
+        choice: Through = (_walk_of(q), ())
         if choice[0] in _AUTHOR_WALK.values():
             narrowed = [sub for sub, _ in _author_ranges(flt) if sub.narrows(first)]
             author = BookFilter(author=flt.author)
@@ -529,16 +583,31 @@ class SqliteBackend(Backend):
                 best, choice = _cost(rows[sub], through), through
         return choice, best
 
-    def _throughs(self, flt: BookFilter) -> list[tuple[BookFilter, tuple[str, str | None]]]:
+    def _throughs(self, flt: BookFilter) -> list[tuple[BookFilter, Through]]:
         """Each index that finds some of ``flt``'s matches, with the rows it finds: one
         per part that has one (``_through``), one per author's range (``_author_ranges``)."""
-        found = [(part, _through(part, self._shares)) for part in flt.parts()]
-        return [(p, t) for p, t in found if t is not None] + _author_ranges(flt)
+        found: list[tuple[BookFilter, Through]] = []
+        for part in flt.parts():
+            through = self._search_through(flt) if part.search else _through(part)
+            if through is not None:
+                found.append((part, through))
+        return found + _author_ranges(flt)
 
-    async def _narrowest(self, flt: BookFilter) -> tuple[str, str | None] | None:
-        """The FROM (and FTS phrase) through the index that finds ``flt``'s matches
+    def _search_through(self, flt: BookFilter) -> Through | None:
+        """The source of ``flt``'s matches through its search's (``_search_source``),
+        ``flt``'s other conditions tested on the author side; None when no index finds
+        them (a search of one or two characters)."""
+        search = BookFilter(search=flt.search)
+        phrase = _fts_phrase(search, self._shares)
+        if phrase is None:
+            return None
+        clauses, values = self.where(dataclasses.replace(flt, search=None))
+        return _search_source(tuple(clauses)), (*_search_values(search, phrase), *values)
+
+    async def _narrowest(self, flt: BookFilter) -> Through | None:
+        """The FROM (and its values) through the index that finds ``flt``'s matches
         reading the fewest entries; None when no part has an index."""
-        best: tuple[float, tuple[str, str | None]] | None = None
+        best: tuple[float, Through] | None = None
         for sub, through in self._throughs(flt):
             cost = _cost(await self.planned(sub), through)
             if best is None or cost < best[0]:
@@ -569,7 +638,6 @@ class SqliteBackend(Backend):
     async def list_books(self, q: PageQuery) -> Page:
         clauses, values = self.where(q.filter)
         await self._load_shares(q.filter)
-        phrase = _fts_phrase(q.filter, self._shares)
         count: int | None = None
         exact = True
         if q.with_count:
@@ -581,9 +649,8 @@ class SqliteBackend(Backend):
         # connection that counts, so the worker's own keeps answering the cheap requests
         # queued behind this one.
         aside = cost > ASIDE_FROM
-        if chosen is None:
-            source = _FTS_SOURCE if phrase else "book"
-            rows = await self._page(q, clauses, values, source, phrase, aside=aside)
+        if chosen is None:  # no filter
+            rows = await self._page(q, clauses, values, "book", (), aside=aside)
         elif chosen[0] != _walk_of(q):  # through a filter's index: read its matches
             rows = await self._page(q, clauses, values, *chosen, aside=aside)
         else:
@@ -598,9 +665,7 @@ class SqliteBackend(Backend):
                 if q.after is None:
                     self._overran.put((q.filter, q.ordering[0]), True)
                 through = await self._narrowest(q.filter)
-                rows = await self._page(
-                    q, clauses, values, *(through or ("book", None)), aside=True
-                )
+                rows = await self._page(q, clauses, values, *(through or ("book", ())), aside=True)
         page = split_page(rows[0], q, count)
         if not exact:
             page.count_exact = False
@@ -612,20 +677,20 @@ class SqliteBackend(Backend):
         clauses: list[str],
         values: list[Any],
         source: str,
-        phrase: str | None,
+        source_values: tuple[Any, ...],
         budget: int = -1,
         aside: bool = False,
     ) -> Sequence[Row]:
-        """The gathered row of ``q``'s page read from ``source`` (``phrase``: the FTS
-        query it takes); OverBudgetError past ``budget``; ``aside``: on the connection
+        """The gathered row of ``q``'s page read from ``source`` (``source_values``: the
+        values it takes, a search's); OverBudgetError past ``budget``; ``aside``: on the connection
         that counts (``_fetch_counting``), not the worker's own."""
-        params = [phrase, *values] if phrase else list(values)
+        params = [*source_values, *values]
         if q.after is not None:
             params += query.keyset_values(q.after, q.ordering, self.date_param)
         statement = query.page_sql(
             json_select(q.fields, q.ordering),
             source,
-            "hit" if phrase else "id",
+            "hit" if source_values else "id",
             tuple(clauses),
             q.ordering,
             q.backwards,

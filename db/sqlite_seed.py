@@ -108,8 +108,8 @@ async def _seed_transaction(
                 await conn.execute_query("INSERT INTO book_search(book_search) VALUES ('rebuild')")
             else:
                 await conn.execute_query(
-                    "INSERT INTO book_search(rowid, title, author) "
-                    "SELECT id, title, author FROM book WHERE id >= ?",
+                    "INSERT INTO book_search(rowid, title) "
+                    "SELECT id, title FROM book WHERE id >= ?",
                     [first],
                 )
         if names & {"book_count_ai", "book_count_ad"}:

@@ -150,8 +150,13 @@ def _where(args: Any) -> tuple[list[str], list[Any], bool]:
     search = args.get("search")
     if search:
         if len(search) >= 3:
-            clauses.append("id IN (SELECT rowid FROM book_search WHERE book_search MATCH ?)")
-            values.append('"' + search.replace('"', '""') + '"')
+            # The trigram indexes of titles and of the distinct authors.
+            clauses.append(
+                "(id IN (SELECT rowid FROM book_search WHERE book_search MATCH ?) OR author IN"
+                " (SELECT author FROM book_author_search WHERE book_author_search MATCH ?))"
+            )
+            phrase = '"' + search.replace('"', '""') + '"'
+            values += [phrase, phrase]
         else:
             escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             pattern = f"%{escaped}%"

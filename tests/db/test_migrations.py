@@ -22,6 +22,7 @@ MIGRATIONS = [
     "0004_sqlite_covering_walks",
     "0005_author_field_indexes",
     "0006_postgres_author_search",
+    "0007_sqlite_title_search",
 ]
 AT_ONCE = 4
 
