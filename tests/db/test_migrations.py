@@ -23,6 +23,7 @@ MIGRATIONS = [
     "0005_author_field_indexes",
     "0006_postgres_author_search",
     "0007_sqlite_title_search",
+    "0008_postgres_covering_walks",
 ]
 AT_ONCE = 4
 
