@@ -115,7 +115,9 @@ def parse_ordering(args: Mapping[str, Sequence[str]]) -> Ordering:
         seen.add(field)
         pairs.append((field, desc))
     if "id" not in seen:
-        pairs.append(("id", False))
+        # In the direction of the last field: a descending order is then the reverse of an
+        # ascending one, and an index of (field, id) read backwards serves it as it is.
+        pairs.append(("id", pairs[-1][1] if pairs else False))
     return tuple(pairs)
 
 
@@ -128,11 +130,7 @@ def parse_fields(args: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
     unknown = sorted(wanted - set(NAMES))
     if unknown:
         raise ValidationError(
-            {
-                "fields": [
-                    f"Unknown field(s): {', '.join(unknown)}. Choose from {', '.join(NAMES)}."
-                ]
-            }
+            {"fields": [f"Unknown field(s): {', '.join(unknown)}. Choose from {', '.join(NAMES)}."]}
         )
     if not wanted:
         return NAMES

@@ -458,7 +458,8 @@ LIST_PARAMETERS: Final = (
         "ordering",
         {"type": "string", "pattern": ORDERING_PATTERN, "example": "-published_date,title"},
         f"Comma-separated fields from {', '.join(ORDERABLE)}, each optionally "
-        "prefixed with `-` for descending; ties are broken by id.",
+        "prefixed with `-` for descending; ties are broken by id, in the direction "
+        "of the last field.",
     ),
     (
         "fields",

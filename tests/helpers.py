@@ -98,7 +98,8 @@ def book_fields(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def sort_key(ordering: str | None):  # type: ignore[no-untyped-def]
-    """The rows' expected order, computed in Python: the fields then the id tie-break."""
+    """The rows' expected order, computed in Python: the fields then the id tie-break, in
+    the direction of the last field."""
     parts = [p for p in (ordering or "").split(",") if p]
     keys: list[tuple[str, bool]] = []
     for part in parts:
@@ -108,7 +109,7 @@ def sort_key(ordering: str | None):  # type: ignore[no-untyped-def]
         if name == "id":
             break
     if not any(name == "id" for name, _ in keys):
-        keys.append(("id", False))
+        keys.append(("id", keys[-1][1] if keys else False))
 
     def value(item: dict[str, Any], name: str) -> Any:
         return Decimal(item[name]) if name == "price" else item[name]
