@@ -39,7 +39,7 @@ from db.backend import (
     is_open,
 )
 from db.errors import DatabaseUnavailableError, StatementTimeoutError
-from db.query import BookJSON, Page, PageQuery
+from db.query import BookFilter, BookJSON, Page, PageQuery
 
 _log = logging.getLogger(__name__)
 
@@ -102,6 +102,18 @@ _SEARCH_COUNT: Final = (
 
 
 _INFINITE_DATES: Final = {dt.date.min: "-infinity", dt.date.max: "infinity"}
+
+
+# A date or price bound as a condition no index serves (``PostgresBackend._search_led``).
+_RANGE_UNINDEXED: Final = {
+    f"{column} {op} ?": f"{column} + 0 {op} ?"
+    for column in ("published_date", "price_cents")
+    for op in (">=", "<=")
+}
+
+
+def _unindexed_ranges(clauses: Sequence[str]) -> list[str]:
+    return [_RANGE_UNINDEXED.get(clause, clause) for clause in clauses]
 
 
 def _literal(value: Any) -> str:
@@ -336,6 +348,8 @@ class PostgresBackend(Backend):
             if titles <= COUNT_SCAN_LIMIT:
                 return authors + titles, True
             return max(authors + titles, guess), False
+        if await self._search_led(flt):
+            where = " AND ".join(_unindexed_ranges(clauses))
         rows = await fetch(
             BOUNDED_COUNT.format(source=source, where=where), [*values, COUNT_SCAN_LIMIT + 1]
         )
@@ -377,6 +391,25 @@ class PostgresBackend(Backend):
             return True, sort
         return sort < walk, min(sort, walk)
 
+    async def _search_led(self, flt: BookFilter) -> bool:
+        """Whether ``flt``'s matches are found through its search's indexes (the trigram
+        index of titles, the authors') rather than through a date or price range's: when
+        the search alone matches fewer rows than each range (their counts for plans,
+        ``planned``). The planner costs a test of a pattern as any other operator's: it
+        took an author's name within a year at ten million rows through the year's
+        covering index, testing the name on 80,000 entries (30 ms), where the author's
+        2,400 books hold the 27 matches. Its ranges are then written so that no index of
+        theirs serves them (``_unindexed_ranges``)."""
+        if not flt.search or len(flt.search) < 3 or flt.author is not None:
+            return False
+        ranges = [part for part in flt.parts() if not part.search]
+        if not ranges:
+            return False
+        searched = await self.planned(BookFilter(search=flt.search))
+        if searched > 2 * COUNT_SCAN_LIMIT:
+            return False
+        return all([searched <= await self.planned(part) for part in ranges])
+
     async def _planned_rows(self, where: str, values: Sequence[Any]) -> int:
         """The planner's estimate of the rows ``where`` matches. The values are written
         into the statement: a prepared statement run often enough gets a generic plan,
@@ -401,6 +434,8 @@ class PostgresBackend(Backend):
         if q.after is not None:
             params += query.keyset_values(q.after, q.ordering, self.date_param)
         sort, cost = await self._sorts(q, count)
+        if sort and await self._search_led(q.filter):
+            clauses = _unindexed_ranges(clauses)
         statement = query.page_sql(
             schema.COLUMNS,
             "book",
