@@ -60,16 +60,16 @@ from db.sqlite_json import gathered, json_object, json_select, split_page
 # Pragmas for concurrent use by several worker processes: WAL lets readers run beside
 # the one writer; the busy timeout makes a writer wait for the lock instead of failing
 # with "database is locked"; NORMAL sync is durable across process crashes in WAL mode.
-# A 6 MiB page cache per worker (SQLite's default is 2 MiB): at 16 MiB a worker serving a
+# A 5 MiB page cache per worker (SQLite's default is 2 MiB): at 16 MiB a worker serving a
 # million rows peaked at 78-85 MB RSS, over the 80 MB a worker may use, and at 8 MiB one
 # serving ten million (its second connection busier, with pages that read many rows)
-# peaked at 81 MB; at 6 MiB, 79 MB with the same throughput. Pages it misses come from the
-# OS page cache, read in aiosqlite's thread.
+# peaked at 81 MB; at 6 MiB, 79-80.6 MB, and at 5 MiB 77 MB with the same throughput.
+# Pages it misses come from the OS page cache, read in aiosqlite's thread.
 SQLITE_PRAGMAS: Final = {
     "journal_mode": "WAL",
     "busy_timeout": 30000,
     "synchronous": "NORMAL",
-    "cache_size": -6000,
+    "cache_size": -5000,
     "temp_store": "MEMORY",
 }
 
