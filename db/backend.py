@@ -246,9 +246,9 @@ class Backend:
             self._estimates.put(q.filter, n)
         return n, exact
 
-    def where(self, flt: BookFilter) -> tuple[list[str], list[Any]]:
+    def where(self, flt: BookFilter, unindexed: bool = False) -> tuple[list[str], list[Any]]:
         """``flt``'s conditions and values as this backend writes them (``query.where``)."""
-        return query.where(flt, self.search_sql, self.date_param, self.short_search_sql)
+        return query.where(flt, self.search_sql, self.date_param, self.short_search_sql, unindexed)
 
     async def planned(self, flt: BookFilter, known: int | None = None) -> int:
         """About how many rows ``flt`` matches, for a plan: ``known`` (the page's own

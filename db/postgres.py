@@ -104,18 +104,6 @@ _SEARCH_COUNT: Final = (
 _INFINITE_DATES: Final = {dt.date.min: "-infinity", dt.date.max: "infinity"}
 
 
-# A date or price bound as a condition no index serves (``PostgresBackend._search_led``).
-_RANGE_UNINDEXED: Final = {
-    f"{column} {op} ?": f"{column} + 0 {op} ?"
-    for column in ("published_date", "price_cents")
-    for op in (">=", "<=")
-}
-
-
-def _unindexed_ranges(clauses: Sequence[str]) -> list[str]:
-    return [_RANGE_UNINDEXED.get(clause, clause) for clause in clauses]
-
-
 def _literal(value: Any) -> str:
     """``value`` as an SQL literal (the values of a filter: ints, dates, text)."""
     if isinstance(value, bool) or not isinstance(value, (int, dt.date, str)):
@@ -146,8 +134,13 @@ def _inlined(sql: str, values: Sequence[Any]) -> str | None:
 
 
 # A statement whose best plan depends on its values: a search's pattern (how many rows
-# it matches), a date or price bound (how wide the range is).
-_VALUE_PLANNED: Final = re.compile(r"ILIKE \?|(?:price_cents|published_date) [<>]=? \?")
+# it matches), a date or price bound of its filter (how wide the range is). A keyset's
+# conditions are not (``query._keyset_sql``: its lead, the same text, is followed by its
+# alternatives in parentheses, which compare strictly): a cursor page keeps its prepared
+# plan, as a detail read does.
+_VALUE_PLANNED: Final = re.compile(
+    r"ILIKE \?|(?:price_cents|published_date)(?: \+ 0)? [<>]= \?(?! AND \()"
+)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -349,7 +342,7 @@ class PostgresBackend(Backend):
                 return authors + titles, True
             return max(authors + titles, guess), False
         if await self._search_led(flt):
-            where = " AND ".join(_unindexed_ranges(clauses))
+            where = " AND ".join(self.where(flt, unindexed=True)[0])
         rows = await fetch(
             BOUNDED_COUNT.format(source=source, where=where), [*values, COUNT_SCAN_LIMIT + 1]
         )
@@ -399,7 +392,7 @@ class PostgresBackend(Backend):
         took an author's name within a year at ten million rows through the year's
         covering index, testing the name on 80,000 entries (30 ms), where the author's
         2,400 books hold the 27 matches. Its ranges are then written so that no index of
-        theirs serves them (``_unindexed_ranges``)."""
+        theirs serves them (``query.where``'s ``unindexed``)."""
         if not flt.search or len(flt.search) < 3 or flt.author is not None:
             return False
         ranges = [part for part in flt.parts() if not part.search]
@@ -435,7 +428,7 @@ class PostgresBackend(Backend):
             params += query.keyset_values(q.after, q.ordering, self.date_param)
         sort, cost = await self._sorts(q, count)
         if sort and await self._search_led(q.filter):
-            clauses = _unindexed_ranges(clauses)
+            clauses = self.where(q.filter, unindexed=True)[0]
         statement = query.page_sql(
             schema.COLUMNS,
             "book",

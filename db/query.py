@@ -132,11 +132,15 @@ def where(
     search_sql: str,
     date_param: Callable[[dt.date], Any],
     short_search_sql: str | None = None,
+    unindexed: bool = False,
 ) -> tuple[list[str], list[Any]]:
     """The conditions of ``flt`` and their values; ``search_sql``: the backend's condition
     of a search (a title, then an author, holds the ``?`` pattern, case-insensitively),
     ``short_search_sql`` its condition for a search of one or two characters if another,
-    ``date_param``: how it takes a date."""
+    ``date_param``: how it takes a date. ``unindexed``: date and price bounds written as
+    ``column + 0``, which no index serves (the same rows)."""
+    date_col = "published_date + 0" if unindexed else "published_date"
+    price_col = "price_cents + 0" if unindexed else "price_cents"
     clauses: list[str] = []
     values: list[Any] = []
     if flt.author is not None:
@@ -148,16 +152,16 @@ def where(
         clauses.append(short_search_sql if short else search_sql)
         values += [pattern, pattern]
     if flt.published_after is not None:
-        clauses.append("published_date >= ?")
+        clauses.append(f"{date_col} >= ?")
         values.append(date_param(flt.published_after))
     if flt.published_before is not None:
-        clauses.append("published_date <= ?")
+        clauses.append(f"{date_col} <= ?")
         values.append(date_param(flt.published_before))
     if flt.min_cents is not None:
-        clauses.append("price_cents >= ?")
+        clauses.append(f"{price_col} >= ?")
         values.append(clamp_int(flt.min_cents))
     if flt.max_cents is not None:
-        clauses.append("price_cents <= ?")
+        clauses.append(f"{price_col} <= ?")
         values.append(clamp_int(flt.max_cents))
     return clauses, values
 

@@ -700,15 +700,11 @@ class SqliteBackend(Backend):
         then looked up in the table for their JSON.
         """
         keyset = q.after is not None
-        if source_values:  # a search's: the source holds every condition
-            clauses, values = [], []
-        params = [*source_values, *values]
-        if keyset:
-            params += query.keyset_values(q.after, q.ordering, self.date_param)
+        after = query.keyset_values(q.after, q.ordering, self.date_param) if keyset else []
         select = json_select(q.fields, q.ordering)
-        if source_values:
+        if source_values:  # a search's: the source holds every condition
             chosen = query.page_sql(
-                "hit AS page_id", source, "hit", tuple(clauses), q.ordering, q.backwards, keyset
+                "hit AS page_id", source, "hit", (), q.ordering, q.backwards, keyset
             )
             statement = query.page_sql(
                 select,
@@ -719,12 +715,12 @@ class SqliteBackend(Backend):
                 q.backwards,
                 False,
             )
-            params += [q.limit + 1, q.offset, q.limit + 1, 0]
+            params = [*source_values, *after, q.limit + 1, q.offset, q.limit + 1, 0]
         else:
             statement = query.page_sql(
                 select, source, "id", tuple(clauses), q.ordering, q.backwards, keyset
             )
-            params += [q.limit + 1, q.offset]
+            params = [*values, *after, q.limit + 1, q.offset]
         if aside:
             return await self._fetch_counting(gathered(statement, q.ordering), params, budget)
         return await self.fetch(gathered(statement, q.ordering), params, budget=budget)

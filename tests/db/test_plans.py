@@ -600,9 +600,15 @@ async def test_a_statement_planned_by_its_values_is_sent_with_them_written_in(
     searched = [(sql, values) for sql, values in sent if "ILIKE" in sql]
     assert searched and all(not values for _, values in searched), searched
     assert all("'%o''brien''s \\\\ 100\\% \\_x\\_?%'" in sql for sql, _ in searched), searched
-    # Statements of other shapes keep their values apart (and their prepared plans).
+    # Statements of other shapes keep their values apart (and their prepared plans): a
+    # detail read, and a cursor page ordered by price, whose keyset bounds the price.
     sent.clear()
     await db.book_json(made.id)
+    by_price = (("price", False), ("id", False))
+    first = await db.list_books(PageQuery(ordering=by_price, with_count=False))
+    after = tuple(position_value(n, v) for (n, _), v in zip(by_price, first.last, strict=True))
+    await db.list_books(PageQuery(ordering=by_price, after=after, with_count=False))
+    assert any("price_cents >= $" in sql for sql, _ in sent), sent
     assert sent and all(values for _, values in sent), sent
 
 
