@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import subprocess
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -108,6 +109,10 @@ def verify(load: Load, stored: Stored, seeded: int) -> dict[str, Any]:
         if title != b.title and not (pending_op == "patch" and title == pending_title):
             lost_updates.append(b.id)
     extra = sorted(set(stored.rows) - known)
+    # Each create and each patch writes a title no other write uses: a title stored twice
+    # is a create that a retry with its Idempotency-Key made again.
+    titles = Counter(row[0] for row in stored.rows.values())
+    duplicates = sum(n - 1 for n in titles.values() if n > 1)
     unknown_creates = load.writes.unknown["post"]
     lost = len(lost_creates) + len(lost_updates) + len(resurrected)
     report = {
@@ -123,6 +128,10 @@ def verify(load: Load, stored: Stored, seeded: int) -> dict[str, Any]:
             "delete": load.writes.unknown["delete"],
         },
         "lost_writes": lost,
+        "duplicates": duplicates,
+        "creates_cut": load.writes.cut,
+        "creates_retried": load.writes.retried,
+        "retries_by_cause": dict(load.writes.retries.most_common()),
         "lost_creates": lost_creates[:20],
         "lost_updates": lost_updates[:20],
         "deleted_but_present": resurrected[:20],
@@ -140,6 +149,7 @@ def verify(load: Load, stored: Stored, seeded: int) -> dict[str, Any]:
     }
     report["ok"] = (
         lost == 0
+        and duplicates == 0
         and not wrong_fields
         and report["bad_answers"] == 0
         and report["stale_reads"] == 0

@@ -1,5 +1,11 @@
 """The soak's clients: a mix of reads and acknowledged writes, each request tallied by the
-second it finished in, each write's outcome recorded so the database can be checked."""
+second it finished in, each write's outcome recorded so the database can be checked.
+
+Every create carries an ``Idempotency-Key`` and is retried with it until it has a definite
+answer: after a connection that dropped or timed out, a 503, or a 409 (the first attempt
+still in flight). A share of the creates (``CUT_SHARE``) cut their first attempt's
+connection on purpose, a few milliseconds after sending it, as a client whose network
+failed would. The database afterwards must hold each of them once."""
 
 from __future__ import annotations
 
@@ -15,6 +21,12 @@ import httpx
 
 FIELDS: Final = ("requests", "ok", "c4xx", "c5xx", "errors", "timeouts")
 READ_SHARE: Final = 0.7
+# Creates whose first attempt is cut by the client after CUT_AFTER seconds.
+CUT_SHARE: Final = 0.05
+CUT_AFTER: Final = (0.001, 0.02)
+# A create is retried with its key this many times at most, RETRY_PAUSE seconds apart.
+RETRIES: Final = 40
+RETRY_PAUSE: Final = 0.25
 
 
 @dataclass
@@ -54,6 +66,9 @@ class Writes:
     acked: Counter[str] = field(default_factory=Counter)
     unknown: Counter[str] = field(default_factory=Counter)
     bad_answers: int = 0  # a success status whose body is not what was written
+    cut: int = 0  # creates whose first attempt the client cut on purpose
+    retried: int = 0  # creates answered only after one or more retries with their key
+    retries: Counter[str] = field(default_factory=Counter)  # why a create was retried
     stale_reads: int = 0  # a GET of an acknowledged book that did not show its last write
 
 
@@ -125,30 +140,74 @@ async def client(n: int, load: Load) -> None:
                 else:
                     book = rng.choice(mine)
                     method, path, label = "DELETE", f"/books/{book.id}/", "DELETE"
-            started = time.monotonic()
-            status: int | None = None
-            answer: Any = None
-            try:
-                async with asyncio.timeout(load.timeout):
-                    response = await http.request(
-                        method, path, json=body, headers=auth if method != "GET" else None
-                    )
-                status = response.status_code
-                if response.content and status != 204:
-                    with contextlib.suppress(ValueError):
-                        answer = response.json()
-                kind = _kind(status)
-            except (TimeoutError, httpx.TimeoutException):
-                kind = "timeouts"
-            except httpx.TransportError:
-                kind = "errors"
-            now = time.monotonic()
-            load.tally.add(kind, started, now)
-            if status is None:
-                # A dropped connection: a killed worker, or a server going away. A short
-                # pause keeps a refused port from turning into a busy loop.
-                await asyncio.sleep(0.05)
+            headers = auth if method != "GET" else None
+            if method == "POST":
+                headers = {**auth, "Idempotency-Key": f"soak-{load.seed}-{n}-{k}"}
+                cut = rng.uniform(*CUT_AFTER) if rng.random() < CUT_SHARE else None
+                status, answer = await _create(http, load, path, body, headers, cut)
+            else:
+                status, answer = await _send(http, load, method, path, body, headers)
             _settle(load, n, method, body, book, status, answer, label, mine)
+
+
+async def _send(
+    http: httpx.AsyncClient,
+    load: Load,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None,
+    headers: dict[str, str] | None,
+    timeout: float | None = None,
+) -> tuple[int | None, Any]:
+    """One request, tallied: its status and JSON body, or (None, None) when no answer
+    came (a dropped connection, a timeout: ``timeout`` cuts it sooner on purpose)."""
+    started = time.monotonic()
+    status: int | None = None
+    answer: Any = None
+    try:
+        async with asyncio.timeout(timeout or load.timeout):
+            response = await http.request(method, path, json=body, headers=headers)
+        status = response.status_code
+        if response.content and status != 204:
+            with contextlib.suppress(ValueError):
+                answer = response.json()
+        kind = _kind(status)
+    except (TimeoutError, httpx.TimeoutException):
+        kind = "timeouts"
+    except httpx.TransportError:
+        kind = "errors"
+    if timeout is None:  # a cut on purpose is not the server's doing
+        load.tally.add(kind, started, time.monotonic())
+    if status is None:
+        # A dropped connection: a killed worker, or a server going away. A short pause
+        # keeps a refused port from turning into a busy loop.
+        await asyncio.sleep(0.05)
+    return status, answer
+
+
+async def _create(
+    http: httpx.AsyncClient,
+    load: Load,
+    path: str,
+    body: dict[str, Any] | None,
+    headers: dict[str, str],
+    cut: float | None,
+) -> tuple[int | None, Any]:
+    """A create sent until it has a definite answer, with the same Idempotency-Key each
+    time; the first attempt cut after ``cut`` seconds when given."""
+    w = load.writes
+    status, answer = await _send(http, load, "POST", path, body, headers, cut)
+    if cut is not None:
+        w.cut += 1
+    tries = 0
+    while (status is None or status >= 500 or status == 409) and tries < RETRIES:
+        if tries == 0:
+            w.retried += 1
+        w.retries["no answer" if status is None else str(status)] += 1
+        tries += 1
+        await asyncio.sleep(RETRY_PAUSE)
+        status, answer = await _send(http, load, "POST", path, body, headers)
+    return status, answer
 
 
 def _settle(

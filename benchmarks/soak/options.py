@@ -70,6 +70,14 @@ def parser() -> argparse.ArgumentParser:
         help="kill -9 one worker (taking turns) this often; 0: never (default 60)",
     )
     p.add_argument(
+        "--pause-seconds",
+        type=_not_negative,
+        default=20.0,
+        metavar="SECONDS",
+        help="every other fault pauses a worker (SIGSTOP) this long instead of killing it; "
+        "0: kills only (default 20)",
+    )
+    p.add_argument(
         "--clients", type=_positive(int), default=16, help="concurrent clients (default 16)"
     )
     p.add_argument(
@@ -112,6 +120,7 @@ def parser() -> argparse.ArgumentParser:
 class Config:
     minutes: float
     kill_every: float
+    pause_seconds: float
     clients: int
     database_url: str | None
     rows: int
@@ -139,6 +148,7 @@ class Config:
         out = {
             "minutes": self.minutes,
             "kill_every_s": self.kill_every,
+            "pause_s": self.pause_seconds,
             "clients": self.clients,
             "workers": WORKERS,
             "rows": self.rows,

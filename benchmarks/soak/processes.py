@@ -87,18 +87,36 @@ class Watch:
         return [self.main, *(p for p, _ in self.workers.values()), *self.others.values()]
 
 
-def kill_one(watch: Watch, last_slot: str | None, t: float) -> dict[str, Any]:
-    """SIGKILL a live worker, another slot than the last one killed when there is one."""
+def kill_one(
+    watch: Watch, last_slot: str | None, t: float, signum: int = signal.SIGKILL
+) -> dict[str, Any]:
+    """Send ``signum`` (SIGKILL, or SIGSTOP to pause it) to a live worker, another slot
+    than the last one hit when there is one."""
+    how = "kill -9" if signum == signal.SIGKILL else "pause"
     alive = watch.alive()
     if not alive:
-        return {"t": round(t, 2), "pid": None, "worker": None, "skipped": "no live worker"}
+        return {
+            "t": round(t, 2),
+            "pid": None,
+            "worker": None,
+            "how": how,
+            "skipped": "no live worker",
+        }
     slot = {name: name.rsplit("-", 1)[0] for _, name in alive}
     proc, name = next(((p, n) for p, n in alive if slot[n] != last_slot), alive[0])
     try:
-        proc.send_signal(signal.SIGKILL)  # psutil checks the pid is still this process
+        proc.send_signal(signum)  # psutil checks the pid is still this process
     except psutil.Error as exc:
-        return {"t": round(t, 2), "pid": proc.pid, "worker": name, "skipped": str(exc)}
-    return {"t": round(t, 2), "pid": proc.pid, "worker": name}
+        return {"t": round(t, 2), "pid": proc.pid, "worker": name, "how": how, "skipped": str(exc)}
+    return {"t": round(t, 2), "pid": proc.pid, "worker": name, "how": how, "proc": proc}
+
+
+def resume(kill: dict[str, Any]) -> None:
+    """SIGCONT a worker paused by ``kill_one`` (nothing when it was replaced meanwhile)."""
+    proc = kill.pop("proc", None)
+    if proc is not None:
+        with contextlib.suppress(psutil.Error):
+            proc.send_signal(signal.SIGCONT)
 
 
 def replacements(kills: list[dict[str, Any]], watch: Watch, start_pids: set[int]) -> None:

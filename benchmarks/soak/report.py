@@ -49,7 +49,12 @@ def summary_rows(doc: dict[str, Any]) -> list[list[Any]]:
         ["requests", f"{tot['requests']:,} ({tot['rps']:,.1f}/s)"],
         ["2xx / 4xx / 5xx", f"{tot['ok']:,} / {tot['c4xx']:,} / {tot['c5xx']:,}"],
         ["connection errors / timeouts", f"{tot['errors']:,} / {tot['timeouts']:,}"],
-        ["workers killed (kill -9)", f"{len(kills)} (skipped: {len(doc['kills']) - len(kills)})"],
+        [
+            "workers killed (kill -9) / paused (SIGSTOP)",
+            f"{sum(k.get('how', 'kill -9') == 'kill -9' for k in kills)} / "
+            f"{sum(k.get('how') == 'pause' for k in kills)} "
+            f"(skipped: {len(doc['kills']) - len(kills)})",
+        ],
         [
             "workers replaced",
             f"{len(replaced)} of {len(kills)}"
@@ -66,6 +71,18 @@ def summary_rows(doc: dict[str, Any]) -> list[list[Any]]:
             f"patch {unknown['patch']}, delete {unknown['delete']})",
         ],
         ["**lost writes**", f"**{v['lost_writes']}**"],
+        ["**duplicate creates**", f"**{v.get('duplicates', 'n/a')}**"],
+        [
+            "creates cut by the client / retried with their key",
+            f"{v.get('creates_cut', 0):,} / {v.get('creates_retried', 0):,}"
+            + (
+                " (retries after: "
+                + ", ".join(f"{why} {n:,}" for why, n in v["retries_by_cause"].items())
+                + ")"
+                if v.get("retries_by_cause")
+                else ""
+            ),
+        ],
         [
             "stored without an answer",
             f"{v['stored_without_answer']} (unexplained: {v['unexplained_rows']})",
@@ -150,12 +167,13 @@ def markdown(doc: dict[str, Any]) -> str:
         ],
     )
     if doc["kills"]:
-        lines += ["", "## Kills", ""]
+        lines += ["", "## Kills and pauses", ""]
         lines += table(
-            ["t (s)", "worker", "pid", "replaced by", "after (s)"],
+            ["t (s)", "fault", "worker", "pid", "replaced by", "after (s)"],
             [
                 [
                     k["t"],
+                    k.get("how", "kill -9"),
                     k.get("worker"),
                     k.get("pid"),
                     k.get("skipped") or k.get("replaced_by"),
@@ -173,7 +191,8 @@ def markdown(doc: dict[str, Any]) -> str:
     lines += [
         "",
         f"Command: `python -m benchmarks.soak --minutes {doc['config']['minutes']:g} "
-        f"--kill-every {doc['config']['kill_every_s']:g} --clients "
+        f"--kill-every {doc['config']['kill_every_s']:g} "
+        f"--pause-seconds {doc['config'].get('pause_s', 0):g} --clients "
         f"{doc['config']['clients']}`",
         "",
     ]

@@ -21,7 +21,14 @@ from benchmarks.soak import summary
 from benchmarks.soak.database import main_py, read_postgres, read_sqlite, verify
 from benchmarks.soak.load import Load, Tally, client
 from benchmarks.soak.options import WORKERS, Config, say
-from benchmarks.soak.processes import Watch, cleanup, kill_one, replacements, wait_ready
+from benchmarks.soak.processes import (
+    Watch,
+    cleanup,
+    kill_one,
+    replacements,
+    resume,
+    wait_ready,
+)
 from benchmarks.soak.report import mb
 
 
@@ -39,15 +46,20 @@ async def _drive(
             await asyncio.sleep(1.0 - ((time.monotonic() - t0) % 1.0))
             t = time.monotonic() - t0
             row = watch.sample()
+            for kill in kills:
+                if "proc" in kill and t >= kill["t"] + config.pause_seconds:
+                    resume(kill)
             if t >= next_kill and t < config.seconds:
-                kill = kill_one(watch, last_slot, t)
+                # Faults take turns: kill -9, then a pause (SIGSTOP), when pauses are on.
+                pause = config.pause_seconds > 0 and len(kills) % 2 == 1
+                kill = kill_one(watch, last_slot, t, signal.SIGSTOP if pause else signal.SIGKILL)
                 kills.append(kill)
                 if kill.get("worker"):
                     last_slot = kill["worker"].rsplit("-", 1)[0]
                 say(
-                    f"soak {t:5.0f} s: kill -9 skipped: {kill['skipped']}"
+                    f"soak {t:5.0f} s: {kill['how']} skipped: {kill['skipped']}"
                     if kill.get("skipped")
-                    else f"soak {t:5.0f} s: kill -9 {kill['worker']} (pid {kill['pid']})"
+                    else f"soak {t:5.0f} s: {kill['how']} {kill['worker']} (pid {kill['pid']})"
                 )
                 next_kill += config.kill_every
             if t >= next_progress:
@@ -73,6 +85,8 @@ async def _drive(
         stop = await _terminate(config, server, watch, load, t0)
     finally:
         load.running = False
+        for kill in kills:
+            resume(kill)
         await asyncio.gather(*clients, return_exceptions=True)
     stop["kills"] = kills
     return stop

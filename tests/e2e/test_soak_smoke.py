@@ -50,6 +50,7 @@ def test_soak_with_a_kill(tmp_path: Path) -> None:
     check = doc["verify"]
     assert check["acknowledged"]["create"] > 0 and check["acknowledged"]["total"] > 0
     assert check["lost_writes"] == 0
+    assert check["duplicates"] == 0  # creates retried with their Idempotency-Key
     assert check["integrity_check"] == "ok"
     assert check["counter_ok"] and check["author_counts_ok"]
     assert check["ok"]
