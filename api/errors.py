@@ -90,6 +90,11 @@ COUNT_TIMEOUT: Final = (
     " an estimated count (Prefer: count=estimated, or count=none for none), or narrow the"
     " filter."
 )
+# The database could not be reached, or refused the statement: nothing was written.
+UNAVAILABLE: Final = (
+    "Service temporarily unavailable, try again later: the database could not be reached,"
+    " and nothing was changed."
+)
 OUTCOME_UNKNOWN: Final = (
     "The database connection was lost after the write was sent: it may have been stored."
     " Retrying with the same Idempotency-Key is safe (it is never applied twice); without"
@@ -192,7 +197,7 @@ class ClientClosedRequest(APIError):
 
 class ServiceUnavailable(APIError):
     status_code = 503
-    default_detail = "Service temporarily unavailable, try again later."
+    default_detail = UNAVAILABLE
 
     def __init__(self) -> None:
         super().__init__(headers={"Retry-After": "1"})
