@@ -198,9 +198,10 @@ class BookList(MethodView):
         "Create a book, or up to 1000 at once",
         description=(
             "A JSON object creates one book; a JSON array of 1 to 1000 books creates them "
-            "all or none (a rejected array's errors are keyed by item index)."
+            "all or none (a rejected array's errors are keyed by item index). With "
+            "`Idempotency-Key`, a retry is never applied twice: it gets the first answer."
         ),
-        parameters=(oas.request_id(),),
+        parameters=(oas.request_id(), oas.idempotency_key()),
         body=oas.body("BookCreate", "One book, or an array of up to 1000 books."),
         responses={
             "201": oas.response(
@@ -218,7 +219,9 @@ class BookList(MethodView):
                     },
                 },
             ),
-            **oas.errors(400, 401, 413, 415, 429, 500, 507, unavailable="StorageUnavailable"),
+            **oas.errors(
+                400, 401, 409, 413, 415, 422, 429, 500, 507, unavailable="StorageUnavailable"
+            ),
         },
         secured=True,
     )
