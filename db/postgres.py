@@ -292,7 +292,7 @@ class PostgresBackend(Backend):
         holder = client.acquire_connection()
         try:
             conn = await holder.__aenter__()
-        except _UNAVAILABLE as exc:
+        except (*_UNAVAILABLE, TimeoutError) as exc:  # (a connect timeout, too)
             raise DatabaseUnavailableError(str(exc)) from exc
         try:
             yield conn
