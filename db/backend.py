@@ -8,7 +8,10 @@ writes are single statements (or two on a miss, to tell 401 from 404 from 412), 
 write is atomic without an explicit transaction: the version check of a conditional write
 is in the ``UPDATE``'s own ``WHERE``, which closes the race between checking a tag and
 writing. A write given a token digest checks the token in that same ``WHERE``
-(``ACTIVE_TOKEN``): authenticating a write costs no statement of its own.
+(``ACTIVE_TOKEN``): authenticating a write costs no statement of its own. A write sent
+whose answer was lost raises ``OutcomeUnknownError`` (``write``); one that failed
+otherwise stored nothing. A write under an ``Idempotency-Key`` (``once``) runs in a
+transaction with its stored answer (``write_transaction``, ``db.idempotency``).
 
 Every read returns JSON made here, never a driver's row: ``Page.json`` for a list,
 ``BookJSON`` for a book.
