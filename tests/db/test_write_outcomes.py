@@ -1,7 +1,8 @@
 """A write's answer says what is known of its outcome: "nothing was changed" when the
 database never got it, "may have been stored" when it was sent and the connection died
-before the answer came (PostgreSQL behind a real TCP proxy that is killed), and a retry
-with the same Idempotency-Key then gives the stored answer."""
+before the answer came (PostgreSQL behind a real TCP proxy that is killed while the
+statement, or the COMMIT, waits inside the server), and a retry with the same
+Idempotency-Key then gives the stored answer."""
 
 from __future__ import annotations
 
@@ -151,3 +152,56 @@ async def test_a_write_during_an_outage_stored_nothing(
         )
     assert again.status_code == 201, again.text
     assert len(postgres.fetch("SELECT id FROM book")) == 1
+
+
+# A COMMIT that waits: a deferred trigger on the stored outcome takes an advisory lock the
+# test holds, so the app's COMMIT is sent, then waits inside the server.
+HOLD_KEY = 725_001
+HOLD_COMMIT = [
+    """CREATE FUNCTION {schema}.hold_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN PERFORM pg_advisory_xact_lock({key}); RETURN NULL; END $$""",
+    """CREATE CONSTRAINT TRIGGER hold_commit AFTER UPDATE ON {schema}.idempotency_key
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION {schema}.hold_commit()""",
+]
+UNHOLD_COMMIT = [
+    "DROP TRIGGER IF EXISTS hold_commit ON {schema}.idempotency_key",
+    "DROP FUNCTION IF EXISTS {schema}.hold_commit()",
+]
+
+
+async def test_a_keyed_write_cut_during_its_commit_is_replayed_by_the_retry(
+    proxied: Proxied, postgres: PostgresSchema
+) -> None:
+    host, port = upstream()
+    assert TEST_DATABASE_URL is not None
+    schema = f'"{postgres.name}"'
+    for statement in HOLD_COMMIT:
+        postgres.execute(statement.format(schema=schema, key=HOLD_KEY))
+    locker = await asyncpg.connect(with_query(TEST_DATABASE_URL))
+    watcher = await asyncpg.connect(with_query(TEST_DATABASE_URL))
+    headers = {**proxied.auth, "Idempotency-Key": "cut-at-commit"}
+    try:
+        await locker.execute("SELECT pg_advisory_lock($1)", HOLD_KEY)
+        request = asyncio.create_task(proxied.client.post("/books/", json=BOOK, headers=headers))
+        await waiting_on_a_lock(watcher, proxied.name)  # in the COMMIT's trigger
+        proxied.proxy.kill()  # the connection cut with the COMMIT sent
+        response = await asyncio.wait_for(request, 30)
+        await locker.execute("SELECT pg_advisory_unlock($1)", HOLD_KEY)  # it commits
+        for _ in range(500):
+            if await books(watcher, postgres.name):
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await locker.close()
+        await watcher.close()
+        for statement in UNHOLD_COMMIT:
+            postgres.execute(statement.format(schema=schema))
+    assert response.status_code == 503, response.text
+    assert response.json() == {"detail": OUTCOME_UNKNOWN}
+    # It was stored, with its answer: the retry gives that answer and writes nothing.
+    with tcp_proxy(proxied.port, host, port):
+        retry = await proxied.client.post("/books/", json=BOOK, headers=headers)
+    assert retry.status_code == 201, retry.text
+    (row,) = postgres.fetch("SELECT id FROM book")
+    assert retry.json()["id"] == row["id"]
+    assert retry.headers["location"].endswith(f"/books/{row['id']}/")
