@@ -140,6 +140,9 @@ class Backend:
     # A row of a multi-row VALUES list of new books (PostgreSQL types a bare VALUES list
     # from its values: it is told the columns' types).
     values_row: ClassVar[str] = "(?, ?, ?, ?, 1)"
+    # Whether ``write_transaction`` excludes every other writer from its start (then an
+    # Idempotency-Key is claimed inside it: ``idempotency.run``).
+    one_writer: ClassVar[bool] = False
     # The estimate's sample (``estimate_count``), SAMPLE_BLOCKS runs of ids.
     sample_sql: ClassVar[str] = _SAMPLE
 
@@ -444,7 +447,9 @@ class Backend:
         Shielded: a client that hangs up does not stop it halfway, between a COMMIT and
         the claim's release.
         """
-        run = idempotency.run(self.fetch, self.write_transaction, once, work)
+        run = idempotency.run(
+            self.fetch, self.write_transaction, once, work, one_writer=self.one_writer
+        )
         return await asyncio.shield(run)
 
     def write_transaction(self) -> contextlib.AbstractAsyncContextManager[idempotency.Fetch]:

@@ -19,6 +19,14 @@ refused) releases the claim, so the retry runs again; a write whose outcome is u
 leaves the claim to its lease: the retry then replays the answer if the transaction
 committed, or runs if it did not. Rows are kept at least RETENTION and pruned, a bounded
 batch at a time, at most once per PRUNE_EVERY in a process, before a claim.
+
+Where the write's transaction excludes every other writer from its start (SQLite's
+``BEGIN IMMEDIATE``: ``Backend.one_writer``), both steps are one transaction: the claim
+is made inside it, so a retry waits for the first request's commit and gets its answer
+(no 409 but for a claim another server left), and the claim and the answer commit
+together or not at all (no release, no lease after an unknown outcome, one commit: with
+``synchronous=FULL`` a keyed create kept 0.89 of the throughput of one without a key,
+against 0.70 in two steps).
 """
 
 from __future__ import annotations
@@ -195,11 +203,28 @@ async def run(
     transaction: Transaction,
     once: Once,
     work: Callable[[Fetch], Awaitable[Outcome]],
+    *,
+    one_writer: bool = False,
 ) -> Outcome:
     """Both steps (the module's docstring): ``work`` runs its statements on the fetch of
     a ``transaction()`` and returns the outcome, stored in that same transaction; or the
-    outcome the key's first request stored is returned without running ``work``."""
+    outcome the key's first request stored is returned without running ``work``.
+
+    ``one_writer``: the transaction excludes every other writer from its start (SQLite's
+    ``BEGIN IMMEDIATE``, in every process), so the claim is made inside it: a request
+    with the same key cannot see this one in flight; it waits for the write lock and
+    then finds the stored answer. The claim and the answer commit together or not at
+    all: nothing to release, no lease to wait for after an unknown outcome, one commit.
+    """
     await _pruner.maybe(fetch)
+    if one_writer:
+        async with transaction() as in_transaction:
+            claimed = await claim(in_transaction, once)
+            if isinstance(claimed, Outcome):
+                return claimed
+            outcome = await work(in_transaction)
+            await in_transaction(*store(claimed, outcome))
+        return outcome
     claimed = await claim(fetch, once)
     if isinstance(claimed, Outcome):
         return claimed
