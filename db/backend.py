@@ -140,9 +140,6 @@ class Backend:
     # A row of a multi-row VALUES list of new books (PostgreSQL types a bare VALUES list
     # from its values: it is told the columns' types).
     values_row: ClassVar[str] = "(?, ?, ?, ?, 1)"
-    # Whether ``write_transaction`` excludes every other writer from its start (then an
-    # Idempotency-Key is claimed inside it: ``idempotency.run``).
-    one_writer: ClassVar[bool] = False
     # The estimate's sample (``estimate_count``), SAMPLE_BLOCKS runs of ids.
     sample_sql: ClassVar[str] = _SAMPLE
 
@@ -444,13 +441,17 @@ class Backend:
         once for ``once``'s key, its outcome stored in that transaction; or give the
         outcome stored by the key's first request (``db.idempotency``).
 
-        Shielded: a client that hangs up does not stop it halfway, between a COMMIT and
-        the claim's release.
+        Shielded: a client that hangs up does not stop it halfway (on SQLite, with the
+        connection's lock held and its transaction open).
         """
-        run = idempotency.run(
-            self.fetch, self.write_transaction, once, work, one_writer=self.one_writer
-        )
+        run = idempotency.run(self.fetch, self.write_transaction, self.hold_key, once, work)
         return await asyncio.shield(run)
+
+    async def hold_key(self, fetch: idempotency.Fetch, once: idempotency.Once) -> bool:
+        """Inside ``write_transaction``: hold ``once``'s key until it ends, so no other
+        request with the key runs meanwhile; False when another transaction holds it
+        now. (SQLite: its transaction already holds the only write lock.)"""
+        return True
 
     def write_transaction(self) -> contextlib.AbstractAsyncContextManager[idempotency.Fetch]:
         """A transaction of writes: the fetch it gives runs statements inside it; it

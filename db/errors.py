@@ -62,8 +62,8 @@ class OutcomeUnknownError(DatabaseUnavailableError):
 
 
 class IdempotencyInProgressError(DatabaseError):
-    """A request with this Idempotency-Key is still running (its claim is younger than
-    its lease): ``retry_after`` seconds until it may be taken over."""
+    """A request with this Idempotency-Key is still running (its transaction holds the
+    key): ``retry_after``, the seconds to wait before trying again."""
 
     def __init__(self, retry_after: int) -> None:
         super().__init__("in progress")

@@ -25,7 +25,7 @@ import asyncpg
 import orjson
 from tortoise.exceptions import DBConnectionError
 
-from db import query, schema
+from db import idempotency, query, schema
 from db.backend import (
     ASIDE_FROM,
     BOUNDED_COUNT,
@@ -346,6 +346,13 @@ class PostgresBackend(Backend):
                 raise OutcomeUnknownError(_one_line(exc)) from exc
             except _UNAVAILABLE as exc:
                 raise DatabaseUnavailableError(str(exc)) from exc
+
+    async def hold_key(self, fetch: Fetch, once: idempotency.Once) -> bool:
+        """A transaction-level advisory lock of the key, tried without waiting: a request
+        with the key still in flight (its transaction open) holds it."""
+        key = idempotency.lock_key(once)
+        rows = await fetch("SELECT pg_try_advisory_xact_lock(?) AS held", [key])
+        return bool(rows[0]["held"])
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -291,7 +291,6 @@ def _trigram_shares(rows: Sequence[Row]) -> dict[str, int]:
 
 class SqliteBackend(Backend):
     name = "sqlite"
-    one_writer = True  # BEGIN IMMEDIATE (``write_transaction``)
     search_sql = "(title LIKE ? ESCAPE '\\' OR author LIKE ? ESCAPE '\\')"
 
     @classmethod
