@@ -140,10 +140,16 @@ async def claim(fetch: Fetch, once: Once) -> Claim | Outcome:
     request, or the answer stored by the earlier request with this key
     (IdempotencyMismatchError when that request was another)."""
     now = _now_ms()
-    rows = await fetch(_CLAIM, [once.scope, once.key, once.fingerprint, now])
-    if rows:
-        return Claim(once, now)
-    (row,) = await fetch(_READ, [once.scope, once.key])
+    for _ in range(2):  # the row pruned between the two statements (past RETENTION): again
+        rows = await fetch(_CLAIM, [once.scope, once.key, once.fingerprint, now])
+        if rows:
+            return Claim(once, now)
+        rows = await fetch(_READ, [once.scope, once.key])
+        if rows:
+            break
+    else:
+        raise IdempotencyInProgressError(1)
+    row = rows[0]
     if int(row["claimed_at"]) >= now - RETENTION * 1000 and row["status"] is not None:
         if row["fingerprint"] != once.fingerprint:
             raise IdempotencyMismatchError()
