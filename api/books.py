@@ -3,6 +3,7 @@ partial_update, destroy) as two thin views over the database's backend (``db.bac
 
 from __future__ import annotations
 
+import re
 from typing import Any, Final
 
 import orjson
@@ -13,11 +14,12 @@ from sanic.views import HTTPMethodView
 from api import pagination
 from api import schemas as oas
 from api.auth import write_input
-from api.errors import allow_header
+from api.errors import ValidationError, allow_header
 from api.filters import parse_fields
 from api.openapi import describe
 from api.responses import empty, json, json_bytes
 from api.serializers import etag, parse_body, to_values, validate_book, validate_bulk
+from db import idempotency
 from db.query import BookJSON, BookValues
 
 LIST_METHODS: Final = ("GET", "POST", "HEAD", "OPTIONS")
@@ -25,6 +27,11 @@ DETAIL_METHODS: Final = ("GET", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 ROOT_METHODS: Final = ("GET", "HEAD", "OPTIONS")
 
 _BOOK: Final = oas.ref("schemas", "Book")
+# The IETF HTTPAPI draft's header: 1 to 255 visible ASCII characters.
+_KEY: Final = re.compile(r"[\x21-\x7e]{1,255}")
+BAD_IDEMPOTENCY_KEY: Final = (
+    "Idempotency-Key must be one value of 1 to 255 visible ASCII characters (no spaces)."
+)
 _UPDATED: Final = {
     "200": oas.response("The updated book.", _BOOK, headers=oas.ETAG),
     **oas.errors(400, 401, 404, 412, 413, 415, 429, 500, 507, unavailable="StorageUnavailable"),
@@ -88,9 +95,37 @@ def _creations(request: Request) -> tuple[bool, list[BookValues]]:
     return False, [to_values(validate_book(data))]
 
 
+def idempotency_key(request: Request) -> str | None:
+    """The request's ``Idempotency-Key`` (1 to 255 visible ASCII characters), None when
+    it has none; 400 naming the header when it is malformed or given twice."""
+    values = request.headers.getall("idempotency-key", None)
+    if not values:
+        return None
+    if len(values) != 1 or not _KEY.fullmatch(values[0]):
+        raise ValidationError({"detail": BAD_IDEMPOTENCY_KEY})
+    return str(values[0])
+
+
+def _once(request: Request, token: str, key: str) -> idempotency.Once:
+    """A request under ``key``: scoped to its token, known by its method, path and body."""
+    print_ = idempotency.fingerprint(request.method, "/books/", request.body or b"")
+    return idempotency.Once(scope=token, key=key, fingerprint=print_)
+
+
 def _body(books: list[BookJSON]) -> bytes:
     """The JSON array of ``books``, from their JSON forms."""
     return b"[" + b",".join([book.json for book in books]) + b"]"
+
+
+def _created(request: Request, bulk: bool, books: list[BookJSON]) -> idempotency.Outcome:
+    """The answer to a create: the books (an array for a bulk create), or the one book
+    with its ``Location`` and ``ETag``."""
+    if bulk:
+        return idempotency.Outcome(201, {}, _body(books))
+    (book,) = books
+    location = f"{base_url(request)}/books/{book.id}/"
+    headers = {"Location": location, "ETag": etag(book.id, book.version)}
+    return idempotency.Outcome(201, headers, book.json)
 
 
 class MethodView(HTTPMethodView):
@@ -163,9 +198,10 @@ class BookList(MethodView):
         "Create a book, or up to 1000 at once",
         description=(
             "A JSON object creates one book; a JSON array of 1 to 1000 books creates them "
-            "all or none (a rejected array's errors are keyed by item index)."
+            "all or none (a rejected array's errors are keyed by item index). With "
+            "`Idempotency-Key`, a retry is never applied twice: it gets the first answer."
         ),
-        parameters=(oas.request_id(),),
+        parameters=(oas.request_id(), oas.idempotency_key()),
         body=oas.body("BookCreate", "One book, or an array of up to 1000 books."),
         responses={
             "201": oas.response(
@@ -183,19 +219,25 @@ class BookList(MethodView):
                     },
                 },
             ),
-            **oas.errors(400, 401, 413, 415, 429, 500, 507, unavailable="StorageUnavailable"),
+            **oas.errors(
+                400, 401, 409, 413, 415, 422, 429, 500, 507, unavailable="StorageUnavailable"
+            ),
         },
         secured=True,
     )
     async def post(self, request: Request) -> HTTPResponse:
         token, (bulk, items) = await write_input(request, lambda: _creations(request))
-        books = await self.ctx.db.create_books(items, token=token)
-        if bulk:
-            return json_bytes(_body(books), status=201)
-        (book,) = books
-        location = f"{base_url(request)}/books/{book.id}/"
-        headers = {"Location": location, "ETag": etag(book.id, book.version)}
-        return json_bytes(book.json, status=201, headers=headers)
+        key = idempotency_key(request)
+        if key is None:
+            created = _created(request, bulk, await self.ctx.db.create_books(items, token=token))
+        else:
+            created = await self.ctx.db.create_books_once(
+                items,
+                _once(request, token, key),
+                lambda books: _created(request, bulk, books),
+                token=token,
+            )
+        return json_bytes(created.body, status=created.status, headers=created.headers)
 
     async def options(self, request: Request) -> HTTPResponse:
         return _options("Book List", LIST_METHODS)

@@ -10,14 +10,17 @@ a JSON response.
  405   MethodNotAllowed        Sanic's MethodNotAllowed; ``Allow``
  408   RequestTimeout          Sanic's RequestTimeout
  412   PreconditionFailed      db/'s PreconditionFailedError (a stale If-Match)
+ 409   IdempotencyInProgress   db/'s IdempotencyInProgressError; ``Retry-After``
  413   PayloadTooLarge         Sanic's PayloadTooLarge (over REQUEST_MAX_SIZE)
  415   UnsupportedMediaType    a body that is not JSON
+ 422   IdempotencyMismatch     db/'s IdempotencyMismatchError (a key used with another body)
  429   Throttled               over the rate limit; ``Retry-After``
  499   ClientClosedRequest     Sanic's RequestCancelled: the client went away
  503   ServiceUnavailable      db/'s DatabaseUnavailableError; ``Retry-After: 1``
  503   ResponseTimeout         Sanic's ServiceUnavailable (the response timed out)
  503   StorageFault            the database cannot take a write; ``Retry-After: 30``
  507   StorageFault            ... because its disk is full
+ 503   OutcomeUnknown          db/'s OutcomeUnknownError: the write may have been stored
  503   StatementTimeout        a statement ran past STATEMENT_TIMEOUT; ``Retry-After: 5``
  4xx                           any other client error Sanic raises: its status and text
  500                           anything else: opaque, with the request id, logged once
@@ -48,7 +51,10 @@ from db.errors import (
     DatabaseError,
     DatabaseFaultError,
     DatabaseUnavailableError,
+    IdempotencyInProgressError,
+    IdempotencyMismatchError,
     NotFoundError,
+    OutcomeUnknownError,
     PreconditionFailedError,
     StatementTimeoutError,
     TokenRejectedError,
@@ -84,6 +90,18 @@ COUNT_TIMEOUT: Final = (
     " an estimated count (Prefer: count=estimated, or count=none for none), or narrow the"
     " filter."
 )
+# The database could not be reached, or refused the statement: nothing was written.
+UNAVAILABLE: Final = (
+    "Service temporarily unavailable, try again later: the database could not be reached,"
+    " and nothing was changed."
+)
+OUTCOME_UNKNOWN: Final = (
+    "The database connection was lost after the write was sent: it may have been stored."
+    " Retrying with the same Idempotency-Key is safe (it is never applied twice); without"
+    " one, GET the resource (or the list) to check before writing again."
+)
+IDEMPOTENCY_IN_PROGRESS: Final = "A request with this Idempotency-Key is in progress."
+IDEMPOTENCY_MISMATCH: Final = "This Idempotency-Key was used with a different request."
 STATEMENT_TIMEOUT: Final = (
     "The query took longer than the {s} s statement time limit: narrow the filter, or"
     " follow the next links (a cursor) rather than a deep offset."
@@ -179,7 +197,7 @@ class ClientClosedRequest(APIError):
 
 class ServiceUnavailable(APIError):
     status_code = 503
-    default_detail = "Service temporarily unavailable, try again later."
+    default_detail = UNAVAILABLE
 
     def __init__(self) -> None:
         super().__init__(headers={"Retry-After": "1"})
@@ -212,11 +230,37 @@ class StorageFault(APIError):
             self.status_code = 507  # type: ignore[misc]
 
 
+class OutcomeUnknown(APIError):
+    """A write sent whose outcome was lost: 503, saying it may have been stored."""
+
+    status_code = 503
+
+    def __init__(self, exc: OutcomeUnknownError) -> None:
+        # A storage fault behind it (the file moved or replaced) says what to do itself.
+        detail = str(exc) if exc.reason == db_health.GONE else OUTCOME_UNKNOWN
+        retry = "30" if exc.reason == db_health.GONE else "1"
+        super().__init__(detail, headers={"Retry-After": retry})
+
+
+class IdempotencyInProgress(APIError):
+    status_code = 409
+    default_detail = IDEMPOTENCY_IN_PROGRESS
+
+    def __init__(self, exc: IdempotencyInProgressError) -> None:
+        super().__init__(headers={"Retry-After": str(exc.retry_after)})
+
+
+class IdempotencyMismatch(APIError):
+    status_code = 422
+    default_detail = IDEMPOTENCY_MISMATCH
+
+
 # db/'s errors, each answered as an API error (the first that matches).
 FROM_DB: Final[tuple[tuple[type[DatabaseError], type[APIError]], ...]] = (
     (TokenRejectedError, AuthenticationFailed),
     (NotFoundError, NotFound),
     (PreconditionFailedError, PreconditionFailed),
+    (IdempotencyMismatchError, IdempotencyMismatch),
     (DatabaseUnavailableError, ServiceUnavailable),
 )
 # Answers without arguments are made once: making an exception took 2 µs, on every 404.
@@ -255,6 +299,10 @@ def _api_error(request: Request | None, exc: Exception) -> APIError | None:
     if isinstance(exc, DatabaseError):
         if isinstance(exc, StatementTimeoutError):
             return StatementTimeout(exc)
+        if isinstance(exc, OutcomeUnknownError):
+            return OutcomeUnknown(exc)
+        if isinstance(exc, IdempotencyInProgressError):
+            return IdempotencyInProgress(exc)
         for db_error, api_error in _FROM_DB_MADE:
             if isinstance(exc, db_error):
                 return api_error
@@ -264,7 +312,12 @@ def _api_error(request: Request | None, exc: Exception) -> APIError | None:
 
 def _translate(request: Request | None, exc: Exception) -> tuple[int, Any, dict[str, str]]:
     error = _api_error(request, exc)
-    if error is None or isinstance(exc, DatabaseUnavailableError):
+    if isinstance(exc, OutcomeUnknownError):
+        # Its answer stays "may have been stored"; a fault or an outage behind it is still
+        # logged once per incident.
+        if db_health.fault_of(exc) is None:
+            db_health.unreachable(exc)
+    elif error is None or isinstance(exc, DatabaseUnavailableError):
         # A storage fault (disk full, read-only, corrupt, file gone) is logged once per
         # incident; so is the start of an outage.
         fault = db_health.fault_of(exc)

@@ -301,11 +301,26 @@ RESPONSES: Final[dict[str, Any]] = {
         headers={"Retry-After": _retry_after()},
     ),
     "StorageUnavailable": response(
-        "The database's storage cannot take the write (read-only, corrupt, its file gone; "
+        "The database's storage cannot take the write (read-only, corrupt; "
         "`Retry-After: 30`): the detail says why and what to do. Also when the database "
-        "does not answer (`Retry-After: 1`).",
+        "does not answer (`Retry-After: 1`): nothing was changed. When the write was sent "
+        "and its outcome was lost (the database connection died before its answer; the "
+        "SQLite file moved or replaced under it), the detail says it **may have been "
+        "stored**: a retry with the same `Idempotency-Key` is safe, or GET the resource to "
+        "check.",
         ref("schemas", "Detail"),
         headers={"Retry-After": _retry_after()},
+    ),
+    "IdempotencyInProgress": response(
+        "A request with this `Idempotency-Key` is still running: `A request with this "
+        "Idempotency-Key is in progress.` Retry after `Retry-After` seconds.",
+        ref("schemas", "Detail"),
+        headers={"Retry-After": _retry_after()},
+    ),
+    "IdempotencyMismatch": response(
+        "This `Idempotency-Key` was used (by this token, within 24 h) with another request "
+        "body: `This Idempotency-Key was used with a different request.` Nothing was written.",
+        ref("schemas", "Detail"),
     ),
     "InsufficientStorage": response(
         "The database's disk is full: nothing was written; the detail says what to do.",
@@ -352,9 +367,11 @@ _ERROR_RESPONSES: Final = {
     400: "BadRequest",
     401: "Unauthorized",
     404: "NotFound",
+    409: "IdempotencyInProgress",
     412: "PreconditionFailed",
     413: "PayloadTooLarge",
     415: "UnsupportedMediaType",
+    422: "IdempotencyMismatch",
     429: "Throttled",
     431: "HeaderTooLarge",
     500: "ServerError",
@@ -513,6 +530,22 @@ def prefer() -> Parameter:
 
 def request_id() -> Parameter:
     return header("X-Request-ID", "Optional: echoed in the response's X-Request-ID.")
+
+
+def idempotency_key() -> Parameter:
+    return Parameter(
+        "Idempotency-Key",
+        {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x21-\\x7e]+$"},
+        "header",
+        description=(
+            "Optional (IETF HTTPAPI draft): 1 to 255 visible ASCII characters, unique per "
+            "write, chosen by the client. The write runs at most once per key and token; a "
+            "retry with the same key and body gets the first answer again (status, headers, "
+            "body) without writing, for at least 24 h; another body is 422; while the first "
+            "is still running, 409. A malformed key is 400."
+        ),
+        required=False,
+    )
 
 
 def if_match() -> Parameter:

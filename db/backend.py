@@ -8,7 +8,10 @@ writes are single statements (or two on a miss, to tell 401 from 404 from 412), 
 write is atomic without an explicit transaction: the version check of a conditional write
 is in the ``UPDATE``'s own ``WHERE``, which closes the race between checking a tag and
 writing. A write given a token digest checks the token in that same ``WHERE``
-(``ACTIVE_TOKEN``): authenticating a write costs no statement of its own.
+(``ACTIVE_TOKEN``): authenticating a write costs no statement of its own. A write sent
+whose answer was lost raises ``OutcomeUnknownError`` (``write``); one that failed
+otherwise stored nothing. A write under an ``Idempotency-Key`` (``once``) runs in a
+transaction with its stored answer (``write_transaction``, ``db.idempotency``).
 
 Every read returns JSON made here, never a driver's row: ``Page.json`` for a list,
 ``BookJSON`` for a book.
@@ -16,11 +19,12 @@ Every read returns JSON made here, never a driver's row: ``Page.json`` for a lis
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar, Final, Generic, TypeVar
 
 import orjson
@@ -28,7 +32,7 @@ from tortoise import connections
 from tortoise.connection import ConnectionHandler
 from tortoise.exceptions import OperationalError
 
-from db import health, query, schema
+from db import health, idempotency, query, schema
 from db.errors import (
     DatabaseUnavailableError,
     NotFoundError,
@@ -373,6 +377,24 @@ class Backend:
     def _saved(self, row: Row) -> BookJSON:
         return BookJSON(row["id"], row["version"], self.render_json(row))
 
+    def _insert(self, items: Sequence[BookValues], token: str | None) -> tuple[str, list[Any]]:
+        values: list[Any] = []
+        for item in items:
+            values += [item.title, item.author, self.date_param(item.published_date), item.price]
+        rows_sql = ", ".join([self.values_row] * len(items))
+        if token is None:
+            statement = f"{_INSERT} VALUES {rows_sql}"
+        else:
+            statement = f"{_INSERT} SELECT * FROM (VALUES {rows_sql}) AS v WHERE {ACTIVE_TOKEN}"
+            values.append(token)
+        return f"{statement} RETURNING {schema.COLUMNS}", values
+
+    def _created(self, rows: Sequence[Row], token: str | None) -> list[BookJSON]:
+        if token is not None and not rows:
+            raise TokenRejectedError()
+        # Ids are assigned in VALUES order; RETURNING's own order is unspecified.
+        return [self._saved(row) for row in sorted(rows, key=lambda row: row["id"])]
+
     async def create_books(
         self, items: Sequence[BookValues], *, token: str | None = None
     ) -> list[BookJSON]:
@@ -383,23 +405,66 @@ class Backend:
         """
         if not items:
             return []
-        values: list[Any] = []
-        for item in items:
-            values += [item.title, item.author, self.date_param(item.published_date), item.price]
-        rows_sql = ", ".join([self.values_row] * len(items))
-        if token is None:
-            statement = f"{_INSERT} VALUES {rows_sql}"
-        else:
-            statement = f"{_INSERT} SELECT * FROM (VALUES {rows_sql}) AS v WHERE {ACTIVE_TOKEN}"
-            values.append(token)
-        rows = await self.fetch(f"{statement} RETURNING {schema.COLUMNS}", values)
+        books = self._created(await self.write(*self._insert(items, token)), token)
         if token is not None:
-            if not rows:
-                raise TokenRejectedError()
             await self.touch_token(token)
         health.confirm_write()  # not acknowledged if the file was deleted or replaced
-        # Ids are assigned in VALUES order; RETURNING's own order is unspecified.
-        return [self._saved(row) for row in sorted(rows, key=lambda row: row["id"])]
+        return books
+
+    async def create_books_once(
+        self,
+        items: Sequence[BookValues],
+        once: idempotency.Once,
+        answer: Callable[[list[BookJSON]], idempotency.Outcome],
+        *,
+        token: str | None = None,
+    ) -> idempotency.Outcome:
+        """``create_books`` under an Idempotency-Key (``once``): the answer ``answer``
+        makes of the books, stored with them, or the one stored by the key's first
+        request (``db.idempotency``)."""
+
+        async def work(fetch: idempotency.Fetch) -> idempotency.Outcome:
+            sql, values = self._insert(items, token)
+            return answer(self._created(await fetch(sql, values), token))
+
+        outcome = await self.once(once, work)
+        if token is not None:
+            await self.touch_token(token)
+        return outcome
+
+    async def once(
+        self,
+        once: idempotency.Once,
+        work: Callable[[idempotency.Fetch], Awaitable[idempotency.Outcome]],
+    ) -> idempotency.Outcome:
+        """Run ``work`` (statements on the fetch it is given, in one transaction) at most
+        once for ``once``'s key, its outcome stored in that transaction; or give the
+        outcome stored by the key's first request (``db.idempotency``).
+
+        Shielded: a client that hangs up does not stop it halfway (on SQLite, with the
+        connection's lock held and its transaction open).
+        """
+        run = idempotency.run(self.fetch, self.write_transaction, self.hold_key, once, work)
+        return await asyncio.shield(run)
+
+    async def hold_key(self, fetch: idempotency.Fetch, once: idempotency.Once) -> bool:
+        """Inside ``write_transaction``: hold ``once``'s key until it ends, so no other
+        request with the key runs meanwhile; False when another transaction holds it
+        now. (SQLite: its transaction already holds the only write lock.)"""
+        return True
+
+    def write_transaction(self) -> contextlib.AbstractAsyncContextManager[idempotency.Fetch]:
+        """A transaction of writes: the fetch it gives runs statements inside it; it
+        commits when the block ends, rolls back when it raises. A failure before the
+        COMMIT stored nothing; one of the COMMIT whose answer was lost raises
+        OutcomeUnknownError. (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: one pooled
+        connection.)"""
+        raise NotImplementedError
+
+    async def write(self, sql: str, values: Sequence[Any] = ()) -> Sequence[Row]:
+        """Rows of one writing statement (autocommit): a failure that leaves its outcome
+        unknown (sent, and the answer lost) raises OutcomeUnknownError."""
+        return await self.fetch(sql, values)
 
     async def _check_token(self, token: str | None) -> None:
         if token is not None and not await self.digest_is_active(token):
@@ -450,7 +515,7 @@ class Backend:
         sets.append("version = version + 1")
         values = [self.date_param(v) if isinstance(v, dt.date) else v for v in changes.values()]
         guard, guard_values = self._guards(if_versions, token)
-        rows = await self.fetch(
+        rows = await self.write(
             f"UPDATE book SET {', '.join(sets)} WHERE id = ?{guard} RETURNING {schema.COLUMNS}",
             [*values, book_id, *guard_values],
         )
@@ -469,7 +534,7 @@ class Backend:
             await self._check_token(token)
             raise NotFoundError(book_id)
         guard, guard_values = self._guards(if_versions, token)
-        rows = await self.fetch(
+        rows = await self.write(
             f"DELETE FROM book WHERE id = ?{guard} RETURNING id", [book_id, *guard_values]
         )
         if not rows:
@@ -501,8 +566,10 @@ class Backend:
         # lock, and while it is held every other request's statement queues behind it
         # (db.sqlite). Under load the queue never drained: one refresh a minute serialised
         # all statements after it. (Tortoise registers the sqlite3 adapter that stores a
-        # datetime as it would.)
-        await self.fetch(
-            "UPDATE api_token SET last_used_at = ? WHERE key_hash = ?",
-            [dt.datetime.now(dt.UTC), digest],
-        )
+        # datetime as it would.) Bookkeeping after a write that went through: its failure
+        # (the database gone a moment later) must not turn the write's 2xx into an error.
+        with contextlib.suppress(Exception):
+            await self.fetch(
+                "UPDATE api_token SET last_used_at = ? WHERE key_hash = ?",
+                [dt.datetime.now(dt.UTC), digest],
+            )

@@ -48,3 +48,27 @@ class StatementTimeoutError(DatabaseError):
         super().__init__(f"statement stopped after {seconds} s")
         self.seconds = seconds
         self.counting = counting
+
+
+class OutcomeUnknownError(DatabaseUnavailableError):
+    """A write was sent and its answer was lost (the connection died or timed out during
+    the statement or its COMMIT; SQLite: an I/O error at commit, or the file found moved
+    or replaced after the write ran): it may or may not have been stored. ``reason`` names
+    a storage fault behind it (``db.health``), if one is known."""
+
+    def __init__(self, detail: str = "", *, reason: str | None = None) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+class IdempotencyInProgressError(DatabaseError):
+    """A request with this Idempotency-Key is still running (its transaction holds the
+    key): ``retry_after``, the seconds to wait before trying again."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("in progress")
+        self.retry_after = retry_after
+
+
+class IdempotencyMismatchError(DatabaseError):
+    """This Idempotency-Key was used with another request (another fingerprint)."""

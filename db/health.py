@@ -5,7 +5,8 @@ must fix before the database is opened is ``db.preflight``'s).
   SQLite keeps writing into a file that was deleted or replaced (in WAL mode it never
   checks), so such writes would be acknowledged and lost at the next start:
   ``confirm_write()``, called after every write, compares the path with that file (one
-  ``stat``, about a microsecond) and raises ``DatabaseFaultError`` instead.
+  ``stat``, about a microsecond) and raises ``OutcomeUnknownError`` instead (the write is
+  in the file the server has open, which may be put back).
 - ``fault_of(exc)`` recognises a statement that failed because of the storage (disk full,
   read-only, corrupt pages, I/O error): a ``DatabaseFaultError`` the API answers 503/507,
   and one log line when such an incident starts (another when it clears), not a
@@ -25,7 +26,7 @@ from typing import Final
 
 import asyncpg
 
-from db.errors import DatabaseFaultError
+from db.errors import DatabaseFaultError, OutcomeUnknownError
 
 __all__ = [
     "confirm_write",
@@ -53,8 +54,9 @@ IO_ERROR: Final = "io_error"
 UNREACHABLE: Final = "unreachable"
 
 _DETAIL: Final = {
-    GONE: "The database file was deleted or replaced while the server was running: this "
-    "write was not stored. Restore the file and restart the server.",
+    GONE: "The database file was moved, deleted or replaced while the server was running: "
+    "writes go to a file that is no longer at its path. Put the file back (or restore it) "
+    "and restart the server.",
     DISK_FULL: "The database's disk is full: nothing was stored. Free some space and try again.",
     READ_ONLY: "The database is read-only: nothing was stored. Make the database file "
     "and its folder writable.",
@@ -63,6 +65,14 @@ _DETAIL: Final = {
     UNREACHABLE: "The database server cannot be reached: requests that need it answer 503 "
     "until it is back.",
 }
+# A write that ran into the file the server has open, found no longer at its path: it is
+# in that file, which may come back (moved away and back) or not.
+_WRITTEN_TO_GONE: Final = (
+    "The database file was moved, deleted or replaced while the server was running: this "
+    "write may have been stored, in the file the server still has open. Put the file back "
+    "and restart the server; then GET the resource to check, or retry with the same "
+    "Idempotency-Key (it is never applied twice)."
+)
 # SQLite's primary result codes (the low byte of an extended code) that mean the storage,
 # not the statement, is at fault.
 _SQLITE_FAULTS: Final = {
@@ -211,8 +221,9 @@ def _gone() -> bool:
 
 
 def confirm_write() -> None:
-    """After a write: raise DatabaseFaultError when the file written to is no longer the
-    one at the database's path (deleted or replaced), so the write is not acknowledged."""
+    """After a write: raise OutcomeUnknownError when the file written to is no longer the
+    one at the database's path (moved, deleted or replaced), so the write is not
+    acknowledged: it went into a file that may or may not come back."""
     if _watch.files:
         # The file itself every time (one stat); its write-ahead log (deleted with it, in
         # practice) at most once a second.
@@ -228,7 +239,7 @@ def confirm_write() -> None:
             gone = gone or _gone()
         if gone or GONE in _watch.incidents:
             _begin(GONE)
-            raise _fault(GONE)
+            raise OutcomeUnknownError(_WRITTEN_TO_GONE, reason=GONE)
     if _watch.incidents:
         # A write went through: whatever stopped the last ones has cleared.
         for reason in [r for r in _watch.incidents if r not in _STICKY]:

@@ -25,7 +25,7 @@ import asyncpg
 import orjson
 from tortoise.exceptions import DBConnectionError
 
-from db import query, schema
+from db import idempotency, query, schema
 from db.backend import (
     ASIDE_FROM,
     BOUNDED_COUNT,
@@ -38,7 +38,8 @@ from db.backend import (
     RowBatches,
     is_open,
 )
-from db.errors import DatabaseUnavailableError, StatementTimeoutError
+from db.errors import DatabaseUnavailableError, OutcomeUnknownError, StatementTimeoutError
+from db.idempotency import Fetch
 from db.query import BookFilter, BookJSON, Page, PageQuery
 
 _log = logging.getLogger(__name__)
@@ -58,6 +59,22 @@ _UNAVAILABLE: Final = (
     asyncpg.exceptions.InternalClientError,
     asyncpg.InterfaceError,
 )
+# A statement (or COMMIT) was sent and no answer came: the connection closed under it
+# (asyncpg's ConnectionDoesNotExistError, a reset), or a client-side time limit ran out.
+# Whether the server committed it is unknown.
+_ANSWER_LOST: Final = (
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.InterfaceError,
+    ConnectionError,
+    OSError,
+    TimeoutError,
+)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 # One key per database: every instance's migrations (whatever its schema) queue on it,
 # which also serialises CREATE EXTENSION, a database-wide catalog change.
 MIGRATION_LOCK_KEY: Final = 727274
@@ -264,6 +281,78 @@ class PostgresBackend(Backend):
             raise StatementTimeoutError(self.statement_timeout) from exc
         except _UNAVAILABLE as exc:
             raise DatabaseUnavailableError(str(exc)) from exc
+
+    @contextlib.asynccontextmanager
+    async def _writing(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection of the pool for a write. Failing to get one (the server refuses or
+        does not answer the connection) sent nothing: DatabaseUnavailableError."""
+        client = self._client()
+        if not is_open(client):
+            await self.ping()  # opens the pool, shielded (``fetch``)
+        holder = client.acquire_connection()
+        try:
+            conn = await holder.__aenter__()
+        except (*_UNAVAILABLE, TimeoutError) as exc:  # (a connect timeout, too)
+            raise DatabaseUnavailableError(str(exc)) from exc
+        try:
+            yield conn
+        finally:
+            with contextlib.suppress(Exception):  # a broken connection is dropped
+                await holder.__aexit__(None, None, None)
+
+    async def write(self, sql: str, values: Sequence[Any] = ()) -> Sequence[Row]:
+        """One writing statement, autocommitted. An error the server sent means it stored
+        nothing; the connection lost (or timed out) once the statement was sent means it
+        may have: OutcomeUnknownError."""
+        async with self._writing() as conn:
+            try:
+                return await conn.fetch(_numbered(sql), *values)
+            except _ANSWER_LOST as exc:
+                raise OutcomeUnknownError(_one_line(exc)) from exc
+            except asyncpg.QueryCanceledError as exc:
+                raise StatementTimeoutError(self.statement_timeout) from exc
+            except _UNAVAILABLE as exc:
+                raise DatabaseUnavailableError(str(exc)) from exc
+
+    @contextlib.asynccontextmanager
+    async def write_transaction(self) -> AsyncIterator[Fetch]:
+        """A transaction on one pooled connection. Before its COMMIT, any failure stores
+        nothing (the server rolls back a transaction whose connection ends); the COMMIT
+        sent and its answer lost: OutcomeUnknownError."""
+        async with self._writing() as conn:
+            transaction = conn.transaction()
+
+            async def run(sql: str, values: Sequence[Any] = ()) -> Sequence[Row]:
+                try:
+                    return await conn.fetch(_numbered(sql), *values)
+                except asyncpg.QueryCanceledError as exc:
+                    raise StatementTimeoutError(self.statement_timeout) from exc
+                except (*_UNAVAILABLE, *_ANSWER_LOST) as exc:
+                    raise DatabaseUnavailableError(str(exc)) from exc
+
+            try:
+                await transaction.start()
+            except (*_UNAVAILABLE, *_ANSWER_LOST) as exc:
+                raise DatabaseUnavailableError(str(exc)) from exc
+            try:
+                yield run
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await transaction.rollback()
+                raise
+            try:
+                await transaction.commit()
+            except _ANSWER_LOST as exc:
+                raise OutcomeUnknownError(_one_line(exc)) from exc
+            except _UNAVAILABLE as exc:
+                raise DatabaseUnavailableError(str(exc)) from exc
+
+    async def hold_key(self, fetch: Fetch, once: idempotency.Once) -> bool:
+        """A transaction-level advisory lock of the key, tried without waiting: a request
+        with the key still in flight (its transaction open) holds it."""
+        key = idempotency.lock_key(once)
+        rows = await fetch("SELECT pg_try_advisory_xact_lock(?) AS held", [key])
+        return bool(rows[0]["held"])
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

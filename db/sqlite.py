@@ -37,7 +37,7 @@ import aiosqlite
 from tortoise.backends.sqlite.client import SqliteClient
 from tortoise.exceptions import DBConnectionError, IntegrityError, OperationalError
 
-from db import preflight, query, schema, sqlite_seed
+from db import health, preflight, query, schema, sqlite_seed
 from db.backend import (
     _SPAN,
     ASIDE_FROM,
@@ -52,7 +52,8 @@ from db.backend import (
     RowBatches,
     is_open,
 )
-from db.errors import DatabaseUnavailableError, StatementTimeoutError
+from db.errors import DatabaseUnavailableError, OutcomeUnknownError, StatementTimeoutError
+from db.idempotency import Fetch
 from db.query import BookFilter, BookJSON, Page, PageQuery
 from db.sqlite_guard import COUNT_BUDGET, COUNTER_PRAGMAS, Guard, OverBudgetError
 from db.sqlite_json import gathered, json_object, json_select, split_page
@@ -72,6 +73,15 @@ SQLITE_PRAGMAS: Final = {
     "cache_size": -5000,
     "temp_store": "MEMORY",
 }
+
+
+def _unknown_if_io_error(exc: OperationalError) -> OutcomeUnknownError | None:
+    """OutcomeUnknownError when SQLite's I/O failed (at a commit, the write may have
+    reached the log); None when the write was refused (a full disk, a read-only file)."""
+    fault = health.fault_of(exc, record=False)
+    if fault is not None and fault.reason == health.IO_ERROR:
+        return OutcomeUnknownError(str(exc), reason=health.IO_ERROR)
+    return None
 
 
 def sqlite_path(url: str) -> str | None:
@@ -347,22 +357,8 @@ class SqliteBackend(Backend):
                 and not client._lock.locked()
             ):
                 # Nobody holds the lock (see the module's docstring): straight onto the
-                # connection's queue, through the guard. sqlite3's errors become
-                # Tortoise's, as its own translate_exceptions does.
-                try:
-                    return await conn._execute(
-                        self._guard.run,
-                        conn._conn,
-                        self._deadline(),
-                        budget,
-                        self.statement_timeout,
-                        sql,
-                        values,
-                    )
-                except sqlite3.OperationalError as exc:
-                    raise OperationalError(exc) from exc
-                except sqlite3.IntegrityError as exc:
-                    raise IntegrityError(exc) from exc
+                # connection's queue, through the guard.
+                return await self._direct(conn, sql, values, budget)
             if budget >= 0:  # a transaction holds the connection: count beside it
                 return await self._fetch_counting(sql, values, budget)
             call = client.execute_query(sql, list(values))
@@ -374,6 +370,73 @@ class SqliteBackend(Backend):
             return (await call)[1]
         except (DBConnectionError, ConnectionError, OSError) as exc:
             raise DatabaseUnavailableError(str(exc)) from exc
+
+    async def _direct(
+        self, conn: aiosqlite.Connection, sql: str, values: Sequence[Any], budget: int = -1
+    ) -> Sequence[Row]:
+        """One statement on ``conn``'s queue, through the guard. sqlite3's errors become
+        Tortoise's, as its own translate_exceptions does."""
+        try:
+            return await conn._execute(
+                self._guard.run,
+                conn._conn,
+                self._deadline(),
+                budget,
+                self.statement_timeout,
+                sql,
+                values,
+            )
+        except sqlite3.OperationalError as exc:
+            raise OperationalError(exc) from exc
+        except sqlite3.IntegrityError as exc:
+            raise IntegrityError(exc) from exc
+
+    async def write(self, sql: str, values: Sequence[Any] = ()) -> Sequence[Row]:
+        """An I/O error may come from the commit of the statement's own transaction (the
+        log written, not synced): the write may have been stored."""
+        try:
+            return await self.fetch(sql, values)
+        except OperationalError as exc:
+            if (unknown := _unknown_if_io_error(exc)) is None:
+                raise
+            raise unknown from exc
+
+    @contextlib.asynccontextmanager
+    async def write_transaction(self) -> AsyncIterator[Fetch]:
+        """A transaction on the worker's connection, holding Tortoise's lock of it as its
+        own transactions do (every other statement of the worker waits for the lock),
+        begun with ``BEGIN IMMEDIATE``: it takes the write lock first, waiting for another
+        process's writer within the busy timeout, rather than failing when a read
+        snapshot cannot be upgraded (a deferred ``BEGIN``)."""
+        client = self._client()
+        async with client._lock:
+            try:
+                if client._connection is None:
+                    await client.create_connection(with_db=True)
+            except (DBConnectionError, ConnectionError, OSError) as exc:
+                raise DatabaseUnavailableError(str(exc)) from exc
+            conn = client._connection
+
+            async def run(sql: str, values: Sequence[Any] = ()) -> Sequence[Row]:
+                return await self._direct(conn, sql, values)
+
+            await run("BEGIN IMMEDIATE")
+            try:
+                yield run
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await run("ROLLBACK")
+                raise
+            try:
+                await run("COMMIT")
+            except OperationalError as exc:
+                if conn._conn.in_transaction:  # a commit that failed whole: nothing stored
+                    with contextlib.suppress(Exception):
+                        await run("ROLLBACK")
+                if (unknown := _unknown_if_io_error(exc)) is None:
+                    raise
+                raise unknown from exc
+        health.confirm_write()  # the file moved or replaced: stored where, no one knows
 
     async def _fetch_counting(
         self, sql: str, values: Sequence[Any], budget: int = -1

@@ -29,7 +29,7 @@ TEST_REDIS_URL: Final = os.environ.get("TEST_REDIS_URL", "").strip() or None
 BACKENDS: Final = ("sqlite", "postgres") if TEST_DATABASE_URL else ("sqlite",)
 # Tables the tests write to; the counter row is reset beside them (TRUNCATE fires no
 # DELETE trigger). tortoise_migrations is left alone: the schema stays migrated.
-TABLES: Final = ("book", "api_token")
+TABLES: Final = ("book", "api_token", "idempotency_key")
 SCHEMA_PREFIX: Final = "bookshelf_test_"
 
 T = TypeVar("T")

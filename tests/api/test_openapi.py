@@ -23,7 +23,7 @@ from tests.conftest import app_client, serving
 REQUIRED_STATUSES = {
     ("/", "get"): {"200"},
     ("/books/", "get"): {"200", "400"},
-    ("/books/", "post"): {"201", "400", "401", "415"},
+    ("/books/", "post"): {"201", "400", "401", "409", "415", "422", "503"},
     ("/books/{book_id}/", "get"): {"200", "304", "404"},
     ("/books/{book_id}/", "put"): {"200", "400", "401", "404", "412", "415"},
     ("/books/{book_id}/", "patch"): {"200", "400", "401", "404", "412", "415"},
@@ -245,6 +245,19 @@ async def test_counts_storage_faults_and_request_heads_are_documented(
             for status in ("400", "431"):
                 content = _resolve(spec, op["responses"][status])["content"]
                 assert "application/json" in content, (path, method, status)
+
+
+async def test_idempotency_key_is_documented(spec: dict[str, Any]) -> None:
+    create = spec["paths"]["/books/"]["post"]
+    key = _params(create, "header")["Idempotency-Key"]
+    assert not key["required"]
+    assert (key["schema"]["minLength"], key["schema"]["maxLength"]) == (1, 255)
+    assert re.fullmatch(key["schema"]["pattern"], "abc-123_~!")
+    assert "24 h" in key["description"]
+    responses = create["responses"]
+    assert "Retry-After" in _resolve(spec, responses["409"])["headers"]
+    assert "different request" in _resolve(spec, responses["422"])["description"]
+    assert "may have been stored" in _resolve(spec, responses["503"])["description"]
 
 
 async def test_offset_maximum_is_the_apps_max_offset(settings: Settings) -> None:

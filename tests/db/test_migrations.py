@@ -24,6 +24,7 @@ MIGRATIONS = [
     "0006_postgres_author_search",
     "0007_sqlite_title_search",
     "0008_postgres_covering_walks",
+    "0009_idempotency_keys",
 ]
 AT_ONCE = 4
 

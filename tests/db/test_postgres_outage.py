@@ -16,6 +16,7 @@ from backends import TEST_DATABASE_URL, PostgresSchema, with_query
 from sanic import Sanic
 
 from api import Settings, create_app
+from api.errors import UNAVAILABLE
 
 pytestmark = pytest.mark.skipif(TEST_DATABASE_URL is None, reason="TEST_DATABASE_URL is not set")
 
@@ -81,5 +82,5 @@ async def test_connection_ended_mid_query_is_503_then_recovers(
         await watcher.close()
     assert response.status_code == 503, response.text
     assert response.headers["retry-after"] == "1"
-    assert response.json() == {"detail": "Service temporarily unavailable, try again later."}
+    assert response.json() == {"detail": UNAVAILABLE}
     assert (await client.get("/books/")).status_code == 200
