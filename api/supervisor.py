@@ -1,0 +1,381 @@
+"""The main process's side of worker supervision: every stop ends, dead or hung workers are
+replaced, and nothing outside the server is ever killed.
+
+Sanic's worker manager marks a worker that died ``FAILED`` and does nothing more: no new
+worker, no log line, and with every worker gone the main process keeps the listening
+socket, so connections are accepted that nobody answers. ``Supervisor`` (a thread of the
+main process) asks the manager to restart a worker that died, through the manager's own
+message pipe (what ``app.m.restart()`` sends), and logs it. It gives up, and the instance
+exits 1 so that its own supervisor (systemd, Docker, Kubernetes) restarts it, when no
+worker is left alive at once, or when more than ``MAX_RESTARTS`` workers died within
+``RESTART_WINDOW`` seconds (a crash loop that restarting here will not fix). A worker whose
+heartbeat (``api.workers``: a timestamp each worker's event loop writes into memory the
+main process shares with it) is older than ``WORKER_HEARTBEAT_TIMEOUT`` is stopped or
+blocked: it is killed (SIGKILL, so its connections close at once) and so replaced.
+
+Start-up: the manager waits for every worker's acknowledgement before it reads its message
+pipe (``WorkerManager.wait_for_ack``), and while waiting it sends every message but one
+back into the pipe and reads it again at once. A stop asked for then spun the main process
+at full CPU until every worker had started, or for ever if one had died; a worker's restart
+waited the same way, and after 30 s the manager killed its whole process group.
+``Supervisor.wait_for_ack`` takes its place: it restarts a worker that died, lets a stop
+through at once (the workers still starting are sent SIGTERM, which ends a process that
+has not set its handlers yet, without a traceback), and counts the instance started once
+every worker beats, so that a stop after it finds every worker able to stop gracefully.
+
+Stop signals (``StopLatch`` until the manager exists, then ``Supervisor._stop_signal``):
+the manager's own handler shut the workers down from inside the signal handler, writing
+their states through the state process's connection while the main thread might be in the
+middle of a call on it (the replies got crossed and the instance died with a traceback).
+The handler here only asks the monitor loop to shut down (the message a worker's
+``app.m.terminate()`` sends). A second signal, or a stop still running
+``GRACEFUL_SHUTDOWN_TIMEOUT`` + ``STOP_MARGIN`` seconds after the first, kills the workers
+by pid: Sanic's own answer (``WorkerManager.kill``) is SIGKILL to each worker's process
+group, which is the group of whoever started the server (a shell, a test harness).
+
+Losing the state process (Sanic's ``SyncManager``, which holds the workers' states): every
+call on it fails with ``BrokenPipeError``; ``state_process_lost`` says so in one line and
+the instance stops its workers and exits 1.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from multiprocessing import resource_tracker
+from typing import Any, Final
+
+from sanic import Sanic
+from sanic.log import logger as sanic_logger
+from sanic.worker.process import WorkerProcess
+
+from api.workers import STATE_PID_ENV, heartbeat_slot
+
+log = logging.getLogger("bookshelf.workers")
+
+MAX_RESTARTS: Final = 5
+RESTART_WINDOW: Final = 60.0
+POLL_SECONDS: Final = 0.25
+# Seconds past GRACEFUL_SHUTDOWN_TIMEOUT a worker may take to stop (its last requests'
+# answers, closing the database) before it is killed; and then the main process to finish.
+STOP_MARGIN: Final = 3.0
+EXIT_MARGIN: Final = 5.0
+# A worker that exited with these stopped on a signal that may be on its way to the main
+# process too (a process-group SIGTERM): it counts as dead only a second later.
+_STOP_EXITS: Final = (0, -signal.SIGTERM, -signal.SIGINT)
+_STOP_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
+
+
+class StopLatch:
+    """Stop signals before the worker manager can take them: remembered, then acted on.
+
+    Sanic first starts its state process (a multiprocessing manager). It must outlive a
+    SIGTERM sent to the whole process group (systemd's default, `kill -- -PGID`) until the
+    workers have stopped, since they report their states through it; it is spawned while
+    SIGTERM is ignored, and an ignored signal stays ignored across exec (the main process
+    shuts it down last). The main process blocks SIGTERM meanwhile: Linux never discards
+    a blocked signal as ignored, it stays pending until ``release`` and is then
+    remembered, like a SIGINT. (Only the main thread runs here, the one the kernel picks.)
+    multiprocessing's resource tracker, started on first need, unblocks SIGTERM after
+    spawning itself: it is started first.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def install(self) -> StopLatch:
+        resource_tracker.ensure_running()
+        signal.signal(signal.SIGINT, self._note)
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+        if signal.SIGTERM in signal.sigpending():  # ignoring it would discard it
+            self.signum = signal.SIGTERM
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        return self
+
+    def _note(self, signum: int, frame: Any) -> None:
+        self.signum = self.signum or signum
+
+    def release(self) -> None:
+        """A main_process_start listener: the state process exists, the workers not yet."""
+        signal.signal(signal.SIGTERM, self._note)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+
+
+_state_process: list[multiprocessing.process.BaseProcess] = []
+
+
+def note_state_process() -> None:
+    """A main_process_start listener: remember Sanic's state process, and tell the workers
+    (by their environment) its pid."""
+    for child in multiprocessing.active_children():
+        if child.name.startswith("SyncManager") and child.pid:
+            _state_process[:] = [child]
+            os.environ[STATE_PID_ENV] = str(child.pid)
+
+
+def state_process_lost() -> bool:
+    """True, after one log line saying so, if Sanic's state process has died."""
+    if not _state_process or _state_process[0].is_alive():
+        return False
+    process = _state_process[0]
+    log.critical(
+        "the worker manager's state process (pid %s) died with exit code %s; the instance "
+        "stops its workers and exits with status 1",
+        process.pid,
+        process.exitcode,
+        extra={"pid": process.pid, "exit_code": process.exitcode},
+    )
+    return True
+
+
+class Supervisor(threading.Thread):
+    """Replace dead or hung workers, bound every stop; ``failed`` when the instance should
+    exit 1 (it gave up, or a stop had to kill)."""
+
+    def __init__(
+        self,
+        manager: Any,
+        *,
+        grace: float = 15.0,
+        heartbeat_timeout: float = 5.0,
+        heartbeats: Any = None,
+    ) -> None:
+        super().__init__(name="bookshelf-supervisor", daemon=True)
+        self.manager = manager
+        self.grace = grace
+        self.heartbeat_timeout = heartbeat_timeout
+        self.heartbeats = heartbeats
+        self.failed = False
+        self.stop_requested = False
+        self._stop_at = 0.0
+        self._deaths: collections.deque[float] = collections.deque()
+        self._replacing: dict[str, int] = {}  # worker name -> pid that died
+        self._seen_gone: dict[tuple[str, int], float] = {}
+        self._signalled: set[int] = set()
+        self._hung: set[int] = set()
+
+    @classmethod
+    def start_for(cls, app: Sanic, latch: StopLatch | None = None) -> Supervisor:
+        """A main_process_ready listener: the manager exists, its workers do not yet."""
+        settings = app.ctx.settings
+        supervisor = cls(
+            app.manager,
+            grace=float(app.config.GRACEFUL_SHUTDOWN_TIMEOUT),
+            heartbeat_timeout=settings.worker_heartbeat_timeout,
+            heartbeats=getattr(app.shared_ctx, "heartbeats", None),
+        )
+        app.manager.wait_for_ack = supervisor.wait_for_ack
+        supervisor.take_stop_signals()
+        early = latch.signum if latch else None
+        if early or app.manager._shutting_down:
+            supervisor._stop_signal(early or signal.SIGTERM, None)
+        supervisor.start()
+        return supervisor
+
+    def take_stop_signals(self) -> None:
+        for signum in _STOP_SIGNALS:
+            signal.signal(signum, self._stop_signal)
+
+    def _stop_signal(self, signum: int, frame: Any) -> None:
+        if self.stop_requested:
+            self._kill_workers("a second stop signal arrived")
+            return
+        self.stop_requested = True
+        self._stop_at = time.monotonic()
+        sanic_logger.info("Received signal %s. Shutting down.", signal.Signals(signum).name)
+        # One small message, one write(): whole even if the interrupted code was sending.
+        self.manager.monitor_publisher.send("__TERMINATE__")
+
+    def _servers(self) -> list[WorkerProcess]:
+        return [
+            process
+            for process in self.manager.transient_processes
+            if process.name.startswith(f"Sanic-{WorkerProcess.SERVER_LABEL}-")
+        ]
+
+    def _stopping(self) -> bool:
+        return self.stop_requested or bool(getattr(self.manager, "_shutting_down", False))
+
+    def wait_for_ack(self) -> None:
+        """In place of ``WorkerManager.wait_for_ack`` (see the module's docstring)."""
+        manager = self.manager
+        deadline = time.monotonic() + manager.THRESHOLD / 10
+        while not self.stop_requested and not self._all_started():
+            if time.monotonic() > deadline:
+                self._give_up(f"a worker did not start within {manager.THRESHOLD / 10:.0f} s")
+            elif manager.monitor_subscriber.poll(0.1):
+                message = manager.monitor_subscriber.recv()
+                if message == "__TERMINATE_EARLY__":
+                    self._give_up("a worker failed to start (its error is logged above)")
+                elif isinstance(message, str) and not message.startswith("__"):
+                    manager._handle_message(message)  # a restart: a worker died
+                else:
+                    manager.monitor_publisher.send(message)  # a stop: the monitor loop's
+                    break
+        if self._stopping():
+            self._signal_starting_workers()
+
+    def _all_started(self) -> bool:
+        if not self.manager._all_workers_ack():
+            return False
+        return self.heartbeats is None or all(
+            p.is_alive() and self._beat(p) is not None for p in self._servers()
+        )
+
+    def _signal_starting_workers(self) -> None:
+        """SIGTERM, once, to each worker that has not set its stop handlers (no heartbeat):
+        it ends at once. The manager's shutdown then sends SIGINT, which would raise
+        KeyboardInterrupt, with a traceback, in a worker still importing."""
+        for process in self._servers():
+            pid = process.pid
+            if pid and pid not in self._signalled and self._beat(process) is None:
+                self._signalled.add(pid)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+
+    def _beat(self, process: WorkerProcess) -> float | None:
+        """The monotonic time of ``process``'s last heartbeat; None before its first."""
+        slot = heartbeat_slot(process.name)
+        beats = self.heartbeats
+        if beats is None or slot is None or 2 * slot + 1 >= len(beats) or not process.pid:
+            return None
+        if int(beats[2 * slot]) != process.pid:
+            return None
+        return float(beats[2 * slot + 1])
+
+    def _kill_workers(self, why: str) -> None:
+        alive = [p for p in self._servers() if p.pid and p.is_alive()]
+        self.failed = True
+        if not alive:
+            return
+        log.error(
+            "%s; killing the workers still running: %s",
+            why,
+            ", ".join(f"{p.name} (pid {p.pid})" for p in alive),
+        )
+        for process in alive:  # by pid: never the process group, which is not only ours
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGKILL)
+
+    def stop_after_state_loss(self) -> None:
+        """The state process died and the manager with it: stop the workers here (SIGTERM,
+        then SIGKILL past the stop's bound), from the main thread, before it exits."""
+        self.failed = True
+        if not self.stop_requested:
+            self.stop_requested = True
+            self._stop_at = time.monotonic()
+        for process in self._servers():
+            if process.pid and process.is_alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGTERM)
+        deadline = self._stop_at + self.grace + STOP_MARGIN
+        while time.monotonic() < deadline and any(p.is_alive() for p in self._servers()):
+            time.sleep(0.1)
+        self._kill_workers("the workers did not stop in time")
+
+    def run(self) -> None:
+        while True:
+            time.sleep(POLL_SECONDS)
+            try:
+                if self._stopping():
+                    self._bound_stop()
+                else:
+                    self.check()
+            except Exception:  # never let the supervisor die silently
+                log.exception("worker supervision failed")
+
+    def _bound_stop(self) -> None:
+        if not self._stop_at:
+            self._stop_at = time.monotonic()
+        late = time.monotonic() - self._stop_at - self.grace - STOP_MARGIN
+        if late > EXIT_MARGIN:
+            log.critical("the main process did not finish stopping; it exits now (status 1)")
+            if _state_process:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(_state_process[0].pid or 0, signal.SIGKILL)
+            os._exit(1)
+        if late > 0:
+            self._kill_workers(
+                f"the stop has taken more than GRACEFUL_SHUTDOWN_TIMEOUT ({self.grace:g} s) "
+                f"+ {STOP_MARGIN:g} s"
+            )
+
+    def check(self) -> None:
+        servers = self._servers()
+        now = time.monotonic()
+        self._kill_hung(servers, now)
+        dead = [
+            p
+            for p in servers
+            if p.pid
+            and not p.is_alive()
+            and self._replacing.get(p.name) != p.pid
+            and self._dead_for(p, now) >= (1.0 if p.exitcode in _STOP_EXITS else 0.0)
+        ]
+        if not dead or self._stopping():
+            return
+        for process in dead:
+            self._deaths.append(now)
+            log.error(
+                "worker %s (pid %s) died with exit code %s",
+                process.name,
+                process.pid,
+                process.exitcode,
+                extra={"worker": process.name, "pid": process.pid, "exit_code": process.exitcode},
+            )
+        while self._deaths and self._deaths[0] < now - RESTART_WINDOW:
+            self._deaths.popleft()
+        if not any(p.is_alive() for p in servers):
+            self._give_up("no worker is left")
+            return
+        if len(self._deaths) > MAX_RESTARTS:
+            self._give_up(
+                f"{len(self._deaths)} workers died within {RESTART_WINDOW:.0f} s "
+                f"(more than {MAX_RESTARTS})"
+            )
+            return
+        for process in dead:
+            self._replacing[process.name] = process.pid
+            log.warning(
+                "starting a new worker in place of %s",
+                process.name,
+                extra={"worker": process.name},
+            )
+            # What app.m.restart() sends: the manager restarts it from its monitor loop.
+            self.manager.monitor_publisher.send(process.name)
+
+    def _kill_hung(self, servers: list[WorkerProcess], now: float) -> None:
+        for process in servers:
+            beat = self._beat(process)
+            if beat is None or now - beat <= self.heartbeat_timeout or process.pid in self._hung:
+                continue
+            self._hung.add(process.pid)
+            log.error(
+                "worker %s (pid %s) has shown no live event loop for %.1f s "
+                "(WORKER_HEARTBEAT_TIMEOUT=%g): it is killed and replaced",
+                process.name,
+                process.pid,
+                now - beat,
+                self.heartbeat_timeout,
+                extra={"worker": process.name, "pid": process.pid},
+            )
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGKILL)
+
+    def _dead_for(self, process: WorkerProcess, now: float) -> float:
+        """Seconds since this check first saw ``process`` gone."""
+        first = self._seen_gone.setdefault((process.name, process.pid), now)
+        return now - first
+
+    def _give_up(self, why: str) -> None:
+        if self._stopping():
+            return
+        self.failed = True
+        log.critical("%s; the instance stops (exit status 1) for its supervisor to restart it", why)
+        os.kill(os.getpid(), signal.SIGTERM)
