@@ -1,5 +1,6 @@
 """Worker processes under SIGKILL: a dead worker is replaced and logged; with none left the
-instance exits 1; the main process killed takes its workers with it, so the port is free."""
+instance exits 1; the main process killed takes its workers with it, so the port is free; a
+worker killed during start-up, or stopped (SIGSTOP: no heartbeat), is replaced and logged."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_process import Server, running_server
+from server_process import Server, launch_server, running_server, stop
 
 pytestmark = pytest.mark.server
 
@@ -106,3 +107,51 @@ def test_killing_the_main_process_stops_its_workers(tmp_path: Path) -> None:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind(("127.0.0.1", server.port))
         assert "the main process" in server.log()
+
+
+def _started_pids(server: Server) -> list[int]:
+    return [int(pid) for pid in re.findall(r"Starting worker \[(\d+)\]", server.log())]
+
+
+def test_a_worker_killed_during_start_up_is_replaced(tmp_path: Path) -> None:
+    server = launch_server(tmp_path, {"WORKERS": "2"})
+    try:
+        _wait(lambda: _started_pids(server), 60, "no worker started", server)
+        first = _started_pids(server)[0]
+        os.kill(first, signal.SIGKILL)  # before it is ready: its start-up runs
+        _wait(
+            lambda: len([p for p in _ready_pids(server) if _alive(p)]) == 2,
+            30,
+            "not two live workers",
+            server,
+        )
+        assert first not in _ready_pids(server)
+        died = [
+            line
+            for line in _json_lines(server)
+            if line.get("name") == "bookshelf.workers" and line.get("pid") == first
+        ]
+        assert len(died) == 1 and died[0]["exit_code"] == -signal.SIGKILL
+        assert server.process.poll() is None
+    finally:
+        stop(server.process)
+
+
+def test_a_stopped_worker_misses_its_heartbeat_and_is_replaced(tmp_path: Path) -> None:
+    env = {"WORKERS": "2", "WORKER_HEARTBEAT_TIMEOUT": "1"}
+    with running_server(tmp_path, env) as server:
+        paused, other = _ready_pids(server)
+        os.kill(paused, signal.SIGSTOP)
+        _wait(lambda: not _alive(paused), 20, "the stopped worker still alive", server)
+        _wait(lambda: len(_ready_pids(server)) == 3, 60, "no new worker", server)
+        assert _alive(other) and _alive(_ready_pids(server)[-1])
+        hung = [
+            line
+            for line in _json_lines(server)
+            if line.get("pid") == paused and "WORKER_HEARTBEAT_TIMEOUT" in str(line["message"])
+        ]
+        assert len(hung) == 1, server.log()[-3000:]
+        for _ in range(20):
+            response = httpx.get(f"{server.url}/healthz", headers={"Connection": "close"})
+            assert response.status_code == 200
+        assert server.process.poll() is None
