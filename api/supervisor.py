@@ -134,49 +134,16 @@ def state_process_lost() -> bool:
     return True
 
 
-class Supervisor(threading.Thread):
-    """Replace dead or hung workers, bound every stop; ``failed`` when the instance should
-    exit 1 (it gave up, or a stop had to kill)."""
+class _Stops:
+    """Stop signals, and the bound on a stop: the workers still running past it, or at a
+    second signal, are killed by pid; the main process, past a further bound, exits."""
 
-    def __init__(
-        self,
-        manager: Any,
-        *,
-        grace: float = 15.0,
-        heartbeat_timeout: float = 5.0,
-        heartbeats: Any = None,
-    ) -> None:
-        super().__init__(name="bookshelf-supervisor", daemon=True)
+    def __init__(self, manager: Any, grace: float) -> None:
         self.manager = manager
         self.grace = grace
-        self.heartbeat_timeout = heartbeat_timeout
-        self.heartbeats = heartbeats
         self.failed = False
         self.stop_requested = False
         self._stop_at = 0.0
-        self._deaths: collections.deque[float] = collections.deque()
-        self._replacing: dict[str, int] = {}  # worker name -> pid that died
-        self._seen_gone: dict[tuple[str, int], float] = {}
-        self._signalled: set[int] = set()
-        self._hung: set[int] = set()
-
-    @classmethod
-    def start_for(cls, app: Sanic, latch: StopLatch | None = None) -> Supervisor:
-        """A main_process_ready listener: the manager exists, its workers do not yet."""
-        settings = app.ctx.settings
-        supervisor = cls(
-            app.manager,
-            grace=float(app.config.GRACEFUL_SHUTDOWN_TIMEOUT),
-            heartbeat_timeout=settings.worker_heartbeat_timeout,
-            heartbeats=getattr(app.shared_ctx, "heartbeats", None),
-        )
-        app.manager.wait_for_ack = supervisor.wait_for_ack
-        supervisor.take_stop_signals()
-        early = latch.signum if latch else None
-        if early or app.manager._shutting_down:
-            supervisor._stop_signal(early or signal.SIGTERM, None)
-        supervisor.start()
-        return supervisor
 
     def take_stop_signals(self) -> None:
         for signum in _STOP_SIGNALS:
@@ -202,58 +169,11 @@ class Supervisor(threading.Thread):
     def _stopping(self) -> bool:
         return self.stop_requested or bool(getattr(self.manager, "_shutting_down", False))
 
-    def wait_for_ack(self) -> None:
-        """In place of ``WorkerManager.wait_for_ack`` (see the module's docstring)."""
-        manager = self.manager
-        deadline = time.monotonic() + manager.THRESHOLD / 10
-        while not self.stop_requested and not self._all_started():
-            if time.monotonic() > deadline:
-                self._give_up(f"a worker did not start within {manager.THRESHOLD / 10:.0f} s")
-            elif manager.monitor_subscriber.poll(0.1):
-                message = manager.monitor_subscriber.recv()
-                if message == "__TERMINATE_EARLY__":
-                    self._give_up("a worker failed to start (its error is logged above)")
-                elif isinstance(message, str) and not message.startswith("__"):
-                    manager._handle_message(message)  # a restart: a worker died
-                else:
-                    manager.monitor_publisher.send(message)  # a stop: the monitor loop's
-                    break
-        if self._stopping():
-            self._signal_starting_workers()
-
-    def _all_started(self) -> bool:
-        if not self.manager._all_workers_ack():
-            return False
-        return self.heartbeats is None or all(
-            p.is_alive() and self._beat(p) is not None for p in self._servers()
-        )
-
-    def _signal_starting_workers(self) -> None:
-        """SIGTERM, once, to each worker that has not set its stop handlers (no heartbeat):
-        it ends at once. The manager's shutdown then sends SIGINT, which would raise
-        KeyboardInterrupt, with a traceback, in a worker still importing."""
-        for process in self._servers():
-            pid = process.pid
-            if pid and pid not in self._signalled and self._beat(process) is None:
-                self._signalled.add(pid)
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGTERM)
-
-    def _beat(self, process: WorkerProcess) -> float | None:
-        """The monotonic time of ``process``'s last heartbeat; None before its first."""
-        slot = heartbeat_slot(process.name)
-        beats = self.heartbeats
-        if beats is None or slot is None or 2 * slot + 1 >= len(beats) or not process.pid:
-            return None
-        if int(beats[2 * slot]) != process.pid:
-            return None
-        return float(beats[2 * slot + 1])
-
     def _kill_workers(self, why: str) -> None:
         alive = [p for p in self._servers() if p.pid and p.is_alive()]
-        self.failed = True
         if not alive:
             return
+        self.failed = True
         log.error(
             "%s; killing the workers still running: %s",
             why,
@@ -279,6 +199,116 @@ class Supervisor(threading.Thread):
             time.sleep(0.1)
         self._kill_workers("the workers did not stop in time")
 
+    def _bound_stop(self) -> None:
+        if not self._stop_at:
+            self._stop_at = time.monotonic()
+        late = time.monotonic() - self._stop_at - self.grace - STOP_MARGIN
+        if late > EXIT_MARGIN:
+            log.critical("the main process did not finish stopping; it exits now (status 1)")
+            state_pid = _state_process[0].pid if _state_process else None
+            if state_pid:  # by pid, as the workers
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(state_pid, signal.SIGKILL)
+            os._exit(1)
+        if late > 0:
+            self._kill_workers(
+                f"the stop has taken more than GRACEFUL_SHUTDOWN_TIMEOUT ({self.grace:g} s) "
+                f"+ {STOP_MARGIN:g} s"
+            )
+
+
+class Supervisor(_Stops, threading.Thread):
+    """Replace dead or hung workers, bound every stop; ``failed`` when the instance should
+    exit 1 (it gave up, or a stop had to kill)."""
+
+    def __init__(
+        self,
+        manager: Any,
+        *,
+        grace: float = 15.0,
+        heartbeat_timeout: float = 5.0,
+        heartbeats: Any = None,
+    ) -> None:
+        _Stops.__init__(self, manager, grace)
+        threading.Thread.__init__(self, name="bookshelf-supervisor", daemon=True)
+        self.heartbeat_timeout = heartbeat_timeout
+        self.heartbeats = heartbeats
+        self._deaths: collections.deque[float] = collections.deque()
+        self._replacing: dict[str, int] = {}  # worker name -> pid that died
+        self._seen_gone: dict[tuple[str, int], float] = {}
+        self._signalled: set[int] = set()
+        self._hung: set[int] = set()
+
+    @classmethod
+    def start_for(cls, app: Sanic, latch: StopLatch | None = None) -> Supervisor:
+        """A main_process_ready listener: the manager exists, its workers do not yet."""
+        settings = app.ctx.settings
+        supervisor = cls(
+            app.manager,
+            grace=float(app.config.GRACEFUL_SHUTDOWN_TIMEOUT),
+            heartbeat_timeout=settings.worker_heartbeat_timeout,
+            heartbeats=getattr(app.shared_ctx, "heartbeats", None),
+        )
+        app.manager.wait_for_ack = supervisor.wait_for_ack
+        supervisor.take_stop_signals()
+        early = latch.signum if latch else None
+        if early or app.manager._shutting_down:
+            supervisor._stop_signal(early or signal.SIGTERM, None)
+        supervisor.start()
+        return supervisor
+
+    def wait_for_ack(self) -> None:
+        """In place of ``WorkerManager.wait_for_ack`` (see the module's docstring)."""
+        manager = self.manager
+        deadline = time.monotonic() + manager.THRESHOLD / 10
+        while not self.stop_requested and not self._all_started():
+            if time.monotonic() > deadline:
+                self._give_up(f"a worker did not start within {manager.THRESHOLD / 10:.0f} s")
+            elif manager.monitor_subscriber.poll(0.1):
+                message = manager.monitor_subscriber.recv()
+                if message == "__TERMINATE_EARLY__":
+                    self._give_up("a worker failed to start (its error is logged above)")
+                elif isinstance(message, str) and not message.startswith("__"):
+                    manager._handle_message(message)  # a restart: a worker died
+                else:
+                    manager.monitor_publisher.send(message)  # a stop: the monitor loop's
+                    break
+        if self._stopping():
+            self._signal_starting_workers()
+
+    def _all_started(self) -> bool:
+        if not self.manager._all_workers_ack():
+            return False
+        return all(
+            p.is_alive() and (self._beat(p) is not None or self._slot(p) is None)
+            for p in self._servers()
+        )
+
+    def _signal_starting_workers(self) -> None:
+        """SIGTERM, once, to each worker that has not set its stop handlers (no heartbeat):
+        it ends at once. The manager's shutdown then sends SIGINT, which would raise
+        KeyboardInterrupt, with a traceback, in a worker still importing."""
+        for process in self._servers():
+            pid = process.pid
+            if pid and pid not in self._signalled and self._beat(process) is None:
+                self._signalled.add(pid)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+
+    def _slot(self, process: WorkerProcess) -> int | None:
+        """``process``'s heartbeat slot, None if it has none (no shared memory)."""
+        slot = heartbeat_slot(process.name)
+        if self.heartbeats is None or slot is None or 2 * slot + 1 >= len(self.heartbeats):
+            return None
+        return slot
+
+    def _beat(self, process: WorkerProcess) -> float | None:
+        """The monotonic time of ``process``'s last heartbeat; None before its first."""
+        slot = self._slot(process)
+        if slot is None or not process.pid or int(self.heartbeats[2 * slot]) != process.pid:
+            return None
+        return float(self.heartbeats[2 * slot + 1])
+
     def run(self) -> None:
         while True:
             time.sleep(POLL_SECONDS)
@@ -289,22 +319,6 @@ class Supervisor(threading.Thread):
                     self.check()
             except Exception:  # never let the supervisor die silently
                 log.exception("worker supervision failed")
-
-    def _bound_stop(self) -> None:
-        if not self._stop_at:
-            self._stop_at = time.monotonic()
-        late = time.monotonic() - self._stop_at - self.grace - STOP_MARGIN
-        if late > EXIT_MARGIN:
-            log.critical("the main process did not finish stopping; it exits now (status 1)")
-            if _state_process:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(_state_process[0].pid or 0, signal.SIGKILL)
-            os._exit(1)
-        if late > 0:
-            self._kill_workers(
-                f"the stop has taken more than GRACEFUL_SHUTDOWN_TIMEOUT ({self.grace:g} s) "
-                f"+ {STOP_MARGIN:g} s"
-            )
 
     def check(self) -> None:
         servers = self._servers()
@@ -354,6 +368,8 @@ class Supervisor(threading.Thread):
         for process in servers:
             beat = self._beat(process)
             if beat is None or now - beat <= self.heartbeat_timeout or process.pid in self._hung:
+                continue
+            if not process.is_alive():  # dead, not hung: check() replaces it
                 continue
             self._hung.add(process.pid)
             log.error(
