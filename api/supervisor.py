@@ -15,18 +15,18 @@ blocked: it is killed (SIGKILL, so its connections close at once) and so replace
 
 Start-up: the manager waits for every worker's acknowledgement before it reads its message
 pipe (``WorkerManager.wait_for_ack``), and while waiting it sends every message but one
-back into the pipe and reads it again at once. A stop asked for then spun the main process
-at full CPU until every worker had started, or for ever if one had died; a worker's restart
-waited the same way, and after 30 s the manager killed its whole process group.
+back into the pipe and reads it again at once. A stop asked for then spins the main
+process at full CPU until every worker has started, or for ever if one has died; a worker's
+restart waits the same way, and after 30 s the manager kills its whole process group.
 ``Supervisor.wait_for_ack`` takes its place: it restarts a worker that died, lets a stop
 through at once (the workers still starting are sent SIGTERM, which ends a process that
 has not set its handlers yet, without a traceback), and counts the instance started once
 every worker beats, so that a stop after it finds every worker able to stop gracefully.
 
 Stop signals (``StopLatch`` until the manager exists, then ``Supervisor._stop_signal``):
-the manager's own handler shut the workers down from inside the signal handler, writing
-their states through the state process's connection while the main thread might be in the
-middle of a call on it (the replies got crossed and the instance died with a traceback).
+the manager's own handler shuts the workers down from inside the signal handler, writing
+their states through the state process's connection while the main thread may be in the
+middle of a call on it (the replies get crossed and the instance dies with a traceback).
 The handler here only asks the monitor loop to shut down (the message a worker's
 ``app.m.terminate()`` sends). A second signal, or a stop still running
 ``GRACEFUL_SHUTDOWN_TIMEOUT`` + ``STOP_MARGIN`` seconds after the first, kills the workers

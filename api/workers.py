@@ -12,9 +12,11 @@ timer every ``WORKER_HEARTBEAT_TIMEOUT`` / 5 seconds (at most 1 s). A stopped pr
 Killed with SIGKILL, the main process cannot stop its workers; they would live on as
 orphans holding the port. Each worker watches its parent and stops when it changes. A
 second stop signal (a terminal's Ctrl-C reaches the workers as well as the main process,
-which then signals them again) stopped the event loop in the middle of the graceful
-shutdown: the database was never closed and aiosqlite's thread kept the process from
-exiting. A worker stops once and ignores the rest.
+which then signals them again) would stop the event loop in the middle of the graceful
+shutdown, leaving the database open and aiosqlite's thread holding the process: a worker
+stops once and ignores the rest. A stop signal that arrives while start-up's last
+listeners run is carried out once the loop serves (Sanic's stop would end only the
+listeners' run, and the loop would serve on).
 """
 
 from __future__ import annotations
