@@ -155,3 +155,55 @@ def test_a_stopped_worker_misses_its_heartbeat_and_is_replaced(tmp_path: Path) -
             response = httpx.get(f"{server.url}/healthz", headers={"Connection": "close"})
             assert response.status_code == 200
         assert server.process.poll() is None
+
+
+def _connection_owner(server_port: int, client_port: int, pids: list[int]) -> int | None:
+    """Which of ``pids`` holds the server's end of the connection from ``client_port``."""
+    inode = ""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote = fields[1].split(":")[1], fields[2].split(":")[1]
+        if int(local, 16) == server_port and int(remote, 16) == client_port:
+            inode = fields[9]
+    for pid in pids:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                if os.readlink(fd) == f"socket:[{inode}]":
+                    return pid
+            except OSError:
+                continue
+    return None
+
+
+def test_a_worker_killed_mid_request_is_replaced_and_logged(tmp_path: Path) -> None:
+    with running_server(tmp_path, {"WORKERS": "2"}) as server:
+        workers = _ready_pids(server)
+        with socket.create_connection(("127.0.0.1", server.port), timeout=20) as client:
+            # A request under way: its headers read, its body still arriving.
+            client.sendall(
+                b"POST /books/ HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 100\r\n\r\n{"
+            )
+            owner: list[int] = []
+
+            def found() -> bool:
+                pid = _connection_owner(server.port, client.getsockname()[1], workers)
+                owner[:] = [pid] if pid else []
+                return bool(owner)
+
+            _wait(found, 10, "no worker holds the connection", server)
+            os.kill(owner[0], signal.SIGKILL)
+            try:
+                answer = client.recv(1024)
+            except ConnectionResetError:
+                answer = b""
+            assert answer == b""  # closed, no answer
+        _wait(lambda: len(_ready_pids(server)) == 3, 60, "no new worker", server)
+        died = [
+            line
+            for line in _json_lines(server)
+            if line.get("name") == "bookshelf.workers" and line.get("pid") == owner[0]
+        ]
+        assert len(died) == 1 and died[0]["exit_code"] == -signal.SIGKILL
+        response = httpx.get(f"{server.url}/healthz", headers={"Connection": "close"})
+        assert response.status_code == 200
