@@ -66,6 +66,9 @@ POLL_SECONDS: Final = 0.25
 # answers, closing the database) before it is killed; and then the main process to finish.
 STOP_MARGIN: Final = 3.0
 EXIT_MARGIN: Final = 5.0
+# Seconds after a stop signal before a worker that shows no stop under way is sent SIGTERM
+# again, and again every other poll.
+RESEND_AFTER: Final = 1.0
 # A worker that exited with these stopped on a signal that may be on its way to the main
 # process too (a process-group SIGTERM): it counts as dead only a second later.
 _STOP_EXITS: Final = (0, -signal.SIGTERM, -signal.SIGINT)
@@ -138,9 +141,10 @@ class _Stops:
     """Stop signals, and the bound on a stop: the workers still running past it, or at a
     second signal, are killed by pid; the main process, past a further bound, exits."""
 
-    def __init__(self, manager: Any, grace: float) -> None:
+    def __init__(self, manager: Any, grace: float, heartbeats: Any) -> None:
         self.manager = manager
         self.grace = grace
+        self.heartbeats = heartbeats
         self.failed = False
         self.stop_requested = False
         self._stop_at = 0.0
@@ -183,6 +187,25 @@ class _Stops:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(process.pid, signal.SIGKILL)
 
+    def _slot(self, process: WorkerProcess) -> int | None:
+        """``process``'s heartbeat slot, None if it has none (no shared memory)."""
+        slot = heartbeat_slot(process.name)
+        if self.heartbeats is None or slot is None or 2 * slot + 1 >= len(self.heartbeats):
+            return None
+        return slot
+
+    def _resend_stop(self) -> None:
+        """SIGTERM again to each worker whose heartbeat slot has no stop mark: a stop
+        signal that lands in the last steps of a worker's start-up can be lost (Sanic's
+        stop there ends only the start-up's run of the loop)."""
+        for process in self._servers():
+            slot = self._slot(process)
+            if slot is None or not process.pid:
+                continue
+            if int(self.heartbeats[2 * slot]) != -process.pid and process.is_alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGTERM)
+
     def stop_after_state_loss(self) -> None:
         """The state process died and the manager with it: stop the workers here (SIGTERM,
         then SIGKILL past the stop's bound), from the main thread, before it exits."""
@@ -202,7 +225,10 @@ class _Stops:
     def _bound_stop(self) -> None:
         if not self._stop_at:
             self._stop_at = time.monotonic()
-        late = time.monotonic() - self._stop_at - self.grace - STOP_MARGIN
+        since = time.monotonic() - self._stop_at
+        if since > RESEND_AFTER and int(since / POLL_SECONDS) % 2 == 0:
+            self._resend_stop()
+        late = since - self.grace - STOP_MARGIN
         if late > EXIT_MARGIN:
             log.critical("the main process did not finish stopping; it exits now (status 1)")
             state_pid = _state_process[0].pid if _state_process else None
@@ -229,10 +255,9 @@ class Supervisor(_Stops, threading.Thread):
         heartbeat_timeout: float = 5.0,
         heartbeats: Any = None,
     ) -> None:
-        _Stops.__init__(self, manager, grace)
+        _Stops.__init__(self, manager, grace, heartbeats)
         threading.Thread.__init__(self, name="bookshelf-supervisor", daemon=True)
         self.heartbeat_timeout = heartbeat_timeout
-        self.heartbeats = heartbeats
         self._deaths: collections.deque[float] = collections.deque()
         self._replacing: dict[str, int] = {}  # worker name -> pid that died
         self._seen_gone: dict[tuple[str, int], float] = {}
@@ -294,13 +319,6 @@ class Supervisor(_Stops, threading.Thread):
                 self._signalled.add(pid)
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGTERM)
-
-    def _slot(self, process: WorkerProcess) -> int | None:
-        """``process``'s heartbeat slot, None if it has none (no shared memory)."""
-        slot = heartbeat_slot(process.name)
-        if self.heartbeats is None or slot is None or 2 * slot + 1 >= len(self.heartbeats):
-            return None
-        return slot
 
     def _beat(self, process: WorkerProcess) -> float | None:
         """The monotonic time of ``process``'s last heartbeat; None before its first."""

@@ -79,6 +79,7 @@ def register(app: Sanic) -> None:
                 loop.call_later(0.05, stop_once)
                 return
             stopping = True
+            _mark_stopping(app)
             app.stop(terminate=False)
 
         # Sanic's runner registered app.stop for both signals just before this listener.
@@ -95,6 +96,7 @@ def register(app: Sanic) -> None:
         if _served():
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            _mark_stopping(app)
 
     @app.after_server_stop
     async def _orphaned(app: Sanic) -> None:
@@ -107,14 +109,31 @@ def register(app: Sanic) -> None:
                 os.kill(int(state_pid), signal.SIGKILL)
 
 
-def _beat(app: Sanic, loop: asyncio.AbstractEventLoop) -> None:
-    """Start this worker's heartbeat: a timer in its event loop, not a cost per request."""
+def _slots(app: Sanic) -> tuple[Any, int] | tuple[None, None]:
+    """The shared heartbeat array and this worker's first slot in it, if it has one."""
     beats = getattr(app.shared_ctx, "heartbeats", None)
     slot = heartbeat_slot(os.environ.get("SANIC_WORKER_NAME", ""))
     if beats is None or slot is None or 2 * slot + 1 >= len(beats):
+        return None, None
+    return beats, 2 * slot
+
+
+def _mark_stopping(app: Sanic) -> None:
+    """Tell the main process this worker's stop is under way (its pid, negated): a stop
+    signal lost in start-up is sent again to a worker without the mark, never to one
+    with it."""
+    beats, at = _slots(app)
+    if beats is not None:
+        beats[at] = -float(os.getpid())
+
+
+def _beat(app: Sanic, loop: asyncio.AbstractEventLoop) -> None:
+    """Start this worker's heartbeat: a timer in its event loop, not a cost per request."""
+    beats, first = _slots(app)
+    if beats is None:
         return
     interval = min(1.0, app.ctx.settings.worker_heartbeat_timeout / 5)
-    at = 2 * slot + 1
+    at = first + 1
 
     def beat() -> None:
         beats[at] = time.monotonic()

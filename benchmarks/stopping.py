@@ -99,7 +99,13 @@ def one_run(moment: float | None, workers: int, grace: float) -> dict[str, objec
             code, took = "still running", None
         time.sleep(0.5)
         left = _session(process.pid)
-        with_traceback = "Traceback" in (folder / "server.log").read_text(errors="replace")
+        log = (folder / "server.log").read_text(errors="replace")
+        with_traceback = "Traceback" in log
+        kept = None
+        if code not in (0, -signal.SIGTERM) or left or with_traceback:  # keep the evidence
+            fd, kept = tempfile.mkstemp(prefix="bookshelf-stop-", suffix=".log")
+            os.write(fd, log.encode())
+            os.close(fd)
         for pid in left:  # never leave anything behind
             os.kill(pid, signal.SIGKILL)
         if process.poll() is None:
@@ -112,6 +118,7 @@ def one_run(moment: float | None, workers: int, grace: float) -> dict[str, objec
         "code": code,
         "left": len(left),
         "traceback": with_traceback,
+        "log": kept,
     }
 
 
@@ -144,7 +151,8 @@ def main() -> int:
         took = "-" if r["took"] is None else f"{r['took']:.2f}"
         print(  # noqa: T201
             f"{n:>3}  {r['moment']:<20} {r['at']:>6.2f}  {took:>7}  {r['code']!s:<12}"
-            f"  {r['left']:>4}  {'yes' if r['traceback'] else 'no'}",
+            f"  {r['left']:>4}  {'yes' if r['traceback'] else 'no'}"
+            + (f"  (log: {r['log']})" if r["log"] and r["code"] != -signal.SIGTERM else ""),
             flush=True,
         )
     times = sorted(float(r["took"]) for r in results if r["took"] is not None)  # type: ignore[arg-type]
