@@ -55,7 +55,8 @@ def serve(settings: Settings) -> int:
 
     from api.app import create_app
     from api.protocol import DeadlineHttpProtocol
-    from api.supervisor import StopLatch, Supervisor, note_state_process, state_process_lost
+    from api.stop_signals import StopLatch, note_state_process, state_process_lost
+    from api.supervisor import Supervisor
 
     if settings.migrate_on_start:
         # Migrate once here, before any worker exists, so workers start at once and

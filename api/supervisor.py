@@ -1,41 +1,38 @@
 """The main process's side of worker supervision: every stop ends, dead or hung workers are
 replaced, and nothing outside the server is ever killed.
 
-Sanic's worker manager marks a worker that died ``FAILED`` and does nothing more: no new
-worker, no log line, and with every worker gone the main process keeps the listening
-socket, so connections are accepted that nobody answers. ``Supervisor`` (a thread of the
-main process) asks the manager to restart a worker that died, through the manager's own
-message pipe (what ``app.m.restart()`` sends), and logs it. It gives up, and the instance
-exits 1 so that its own supervisor (systemd, Docker, Kubernetes) restarts it, when no
-worker is left alive at once, or when more than ``MAX_RESTARTS`` workers died within
-``RESTART_WINDOW`` seconds (a crash loop that restarting here will not fix). A worker whose
-heartbeat (``api.workers``: a timestamp each worker's event loop writes into memory the
-main process shares with it) is older than ``WORKER_HEARTBEAT_TIMEOUT`` is stopped or
-blocked: it is killed (SIGKILL, so its connections close at once) and so replaced.
+Sanic's worker manager marks a worker that died ``FAILED`` and does nothing more (no new
+worker, no log line; with none left, the port accepts connections nobody answers).
+``Supervisor`` (a thread of the main process) logs the death and asks the manager to
+restart the worker through its message pipe (what ``app.m.restart()`` sends). It gives up,
+and the instance exits 1 for its own supervisor (systemd, Docker, Kubernetes) to restart
+it, when no worker is left alive, or when more than ``MAX_RESTARTS`` died within
+``RESTART_WINDOW`` seconds. A worker whose heartbeat (``api.workers``) is older than
+``WORKER_HEARTBEAT_TIMEOUT`` is stopped or blocked: it is killed (SIGKILL, so its
+connections close at once), and so replaced.
 
-Start-up: the manager waits for every worker's acknowledgement before it reads its message
-pipe (``WorkerManager.wait_for_ack``), and while waiting it sends every message but one
-back into the pipe and reads it again at once. A stop asked for then spins the main
-process at full CPU until every worker has started, or for ever if one has died; a worker's
-restart waits the same way, and after 30 s the manager kills its whole process group.
-``Supervisor.wait_for_ack`` takes its place: it restarts a worker that died, lets a stop
-through at once (the workers still starting are sent SIGTERM, which ends a process that
-has not set its handlers yet, without a traceback), and counts the instance started once
-every worker beats, so that a stop after it finds every worker able to stop gracefully.
+Start-up: the manager waits for every worker's acknowledgement before it reads its pipe
+(``WorkerManager.wait_for_ack``), sending every message but one back into the pipe and
+reading it again at once: a stop spins the main process at full CPU until every worker has
+started, or for ever if one has died; a restart waits the same way; after 30 s the manager
+kills its whole process group. ``Supervisor.wait_for_ack`` takes its place: it restarts a
+worker that died, lets a stop through at once (a worker still starting is sent SIGTERM,
+which ends it before it has handlers, without a traceback), and counts the instance
+started once every worker beats, so that every worker can then stop gracefully.
 
-Stop signals (``StopLatch`` until the manager exists, then ``Supervisor._stop_signal``):
-the manager's own handler shuts the workers down from inside the signal handler, writing
-their states through the state process's connection while the main thread may be in the
-middle of a call on it (the replies get crossed and the instance dies with a traceback).
-The handler here only asks the monitor loop to shut down (the message a worker's
+Stop signals (``api.stop_signals.StopLatch`` until the manager exists, then
+``_Stops._stop_signal``): the manager's own handler writes the workers' states through the
+state process's connection from inside the signal handler, while the main thread may be in
+the middle of a call on it (the replies get crossed, the instance dies with a traceback).
+The handler here only asks the monitor loop to shut down (what a worker's
 ``app.m.terminate()`` sends). A second signal, or a stop still running
 ``GRACEFUL_SHUTDOWN_TIMEOUT`` + ``STOP_MARGIN`` seconds after the first, kills the workers
-by pid: Sanic's own answer (``WorkerManager.kill``) is SIGKILL to each worker's process
-group, which is the group of whoever started the server (a shell, a test harness).
+by pid: Sanic's ``WorkerManager.kill`` sends SIGKILL to each worker's process group, the
+group of whoever started the server (a shell, a harness).
 
 Losing the state process (Sanic's ``SyncManager``, which holds the workers' states): every
-call on it fails with ``BrokenPipeError``; ``state_process_lost`` says so in one line and
-the instance stops its workers and exits 1.
+call on it fails with ``BrokenPipeError``; ``api.stop_signals.state_process_lost`` says so
+in one line, and the instance stops its workers and exits 1.
 """
 
 from __future__ import annotations
@@ -43,19 +40,18 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
-import multiprocessing
 import os
 import signal
 import threading
 import time
-from multiprocessing import resource_tracker
 from typing import Any, Final
 
 from sanic import Sanic
 from sanic.log import logger as sanic_logger
 from sanic.worker.process import WorkerProcess
 
-from api.workers import STATE_PID_ENV, heartbeat_slot
+from api.stop_signals import StopLatch, state_process_pid
+from api.workers import heartbeat_slot
 
 log = logging.getLogger("bookshelf.workers")
 
@@ -73,68 +69,6 @@ RESEND_AFTER: Final = 1.0
 # process too (a process-group SIGTERM): it counts as dead only a second later.
 _STOP_EXITS: Final = (0, -signal.SIGTERM, -signal.SIGINT)
 _STOP_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
-
-
-class StopLatch:
-    """Stop signals before the worker manager can take them: remembered, then acted on.
-
-    Sanic first starts its state process (a multiprocessing manager). It must outlive a
-    SIGTERM sent to the whole process group (systemd's default, `kill -- -PGID`) until the
-    workers have stopped, since they report their states through it; it is spawned while
-    SIGTERM is ignored, and an ignored signal stays ignored across exec (the main process
-    shuts it down last). The main process blocks SIGTERM meanwhile: Linux never discards
-    a blocked signal as ignored, it stays pending until ``release`` and is then
-    remembered, like a SIGINT. (Only the main thread runs here, the one the kernel picks.)
-    multiprocessing's resource tracker, started on first need, unblocks SIGTERM after
-    spawning itself: it is started first.
-    """
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-
-    def install(self) -> StopLatch:
-        resource_tracker.ensure_running()
-        signal.signal(signal.SIGINT, self._note)
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
-        if signal.SIGTERM in signal.sigpending():  # ignoring it would discard it
-            self.signum = signal.SIGTERM
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        return self
-
-    def _note(self, signum: int, frame: Any) -> None:
-        self.signum = self.signum or signum
-
-    def release(self) -> None:
-        """A main_process_start listener: the state process exists, the workers not yet."""
-        signal.signal(signal.SIGTERM, self._note)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
-
-
-_state_process: list[multiprocessing.process.BaseProcess] = []
-
-
-def note_state_process() -> None:
-    """A main_process_start listener: remember Sanic's state process, and tell the workers
-    (by their environment) its pid."""
-    for child in multiprocessing.active_children():
-        if child.name.startswith("SyncManager") and child.pid:
-            _state_process[:] = [child]
-            os.environ[STATE_PID_ENV] = str(child.pid)
-
-
-def state_process_lost() -> bool:
-    """True, after one log line saying so, if Sanic's state process has died."""
-    if not _state_process or _state_process[0].is_alive():
-        return False
-    process = _state_process[0]
-    log.critical(
-        "the worker manager's state process (pid %s) died with exit code %s; the instance "
-        "stops its workers and exits with status 1",
-        process.pid,
-        process.exitcode,
-        extra={"pid": process.pid, "exit_code": process.exitcode},
-    )
-    return True
 
 
 class _Stops:
@@ -231,7 +165,7 @@ class _Stops:
         late = since - self.grace - STOP_MARGIN
         if late > EXIT_MARGIN:
             log.critical("the main process did not finish stopping; it exits now (status 1)")
-            state_pid = _state_process[0].pid if _state_process else None
+            state_pid = state_process_pid()
             if state_pid:  # by pid, as the workers
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(state_pid, signal.SIGKILL)
