@@ -135,12 +135,19 @@ def _beat(app: Sanic, loop: asyncio.AbstractEventLoop) -> None:
     interval = min(1.0, app.ctx.settings.worker_heartbeat_timeout / 5)
     at = first + 1
 
-    def beat() -> None:
-        beats[at] = time.monotonic()
-        loop.call_later(interval, beat)
+    owned = False
 
-    beat()  # the time first, then the pid that makes the slot this worker's
-    beats[at - 1] = float(os.getpid())
+    def beat() -> None:
+        nonlocal owned
+        beats[at] = time.monotonic()
+        if not owned and app.state.is_running:
+            # Start-up is over (its last listeners can hold the loop for a while): the
+            # pid, written after a time, makes the slot this worker's.
+            owned = True
+            beats[at - 1] = float(os.getpid())
+        loop.call_later(interval if owned else 0.01, beat)
+
+    beat()
 
 
 async def _watch_parent(parent: int, stop: Any) -> None:

@@ -138,7 +138,7 @@ def test_a_worker_killed_during_start_up_is_replaced(tmp_path: Path) -> None:
 
 
 def test_a_stopped_worker_misses_its_heartbeat_and_is_replaced(tmp_path: Path) -> None:
-    env = {"WORKERS": "2", "WORKER_HEARTBEAT_TIMEOUT": "1"}
+    env = {"WORKERS": "2", "WORKER_HEARTBEAT_TIMEOUT": "2"}
     with running_server(tmp_path, env) as server:
         paused, other = _ready_pids(server)
         os.kill(paused, signal.SIGSTOP)
