@@ -101,7 +101,7 @@ def register(app: Sanic) -> None:
     @app.after_server_stop
     async def _orphaned(app: Sanic) -> None:
         # The main process is gone: so must be Sanic's state process it started (it
-        # ignores SIGTERM, see api.supervisor.StopLatch), else it and multiprocessing's
+        # ignores SIGTERM, see api.stop_signals.StopLatch), else it and multiprocessing's
         # resource tracker live on. The workers' last use of it is behind them.
         state_pid = os.environ.get(STATE_PID_ENV, "")
         if parent and os.getppid() != parent[0] and state_pid.isdigit():
@@ -144,7 +144,8 @@ def _beat(app: Sanic, loop: asyncio.AbstractEventLoop) -> None:
             # Start-up is over (its last listeners can hold the loop for a while): the
             # pid, written after a time, makes the slot this worker's.
             owned = True
-            beats[at - 1] = float(os.getpid())
+            if beats[at - 1] != -os.getpid():  # not once its stop is under way
+                beats[at - 1] = float(os.getpid())
         loop.call_later(interval if owned else 0.01, beat)
 
     beat()
