@@ -66,7 +66,7 @@ def serve(settings: Settings) -> int:
         asyncio.run(migrate(settings.database_url))
         settings = dataclasses.replace(settings, migrate_on_start=False)
     # From here a stop signal is remembered until the worker manager can act on it, and
-    # Sanic's state process starts with SIGTERM blocked (StopLatch says why).
+    # Sanic's state process starts with SIGTERM ignored (StopLatch says why).
     latch = StopLatch().install()
     made = _fresh_metrics_dir()
     loader = AppLoader(factory=partial(create_app, settings, freeze_gc=True, capture_logs=True))
