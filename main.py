@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import dataclasses
 import os
-import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
@@ -45,8 +44,9 @@ def _fresh_metrics_dir() -> str | None:
 
 
 def serve(settings: Settings) -> int:
-    """Serve until stopped: 0 after a stop signal, 1 when the workers could not be kept
-    running (api.workers.Supervisor), so that the instance's supervisor restarts it."""
+    """Serve until stopped: 0 after a stop signal; 1 when the workers could not be kept
+    running, a stop had to kill them, or the worker manager's state process died
+    (api.supervisor), so that the instance's supervisor restarts it."""
     from api.logs import capture_process
 
     capture_process(settings.log_level)  # before anything else can log or warn
@@ -55,7 +55,8 @@ def serve(settings: Settings) -> int:
 
     from api.app import create_app
     from api.protocol import DeadlineHttpProtocol
-    from api.workers import Supervisor
+    from api.stop_signals import StopLatch, note_state_process, state_process_lost
+    from api.supervisor import Supervisor
 
     if settings.migrate_on_start:
         # Migrate once here, before any worker exists, so workers start at once and
@@ -64,6 +65,9 @@ def serve(settings: Settings) -> int:
 
         asyncio.run(migrate(settings.database_url))
         settings = dataclasses.replace(settings, migrate_on_start=False)
+    # From here a stop signal is remembered until the worker manager can act on it, and
+    # Sanic's state process starts with SIGTERM ignored (StopLatch says why).
+    latch = StopLatch().install()
     made = _fresh_metrics_dir()
     loader = AppLoader(factory=partial(create_app, settings, freeze_gc=True, capture_logs=True))
     app = loader.load()
@@ -75,25 +79,24 @@ def serve(settings: Settings) -> int:
         access_log=settings.access_log,
         motd=False,
     )
-    # Sanic first starts a process that shares the workers' states (a multiprocessing
-    # manager). Started with SIGTERM ignored, it survives a SIGTERM sent to the whole
-    # process group (systemd's default, `kill -- -PGID`) and lives until the main process
-    # shuts it down after the workers' graceful stop; killed under it, the main process
-    # failed with BrokenPipeError and exit status 1. SIGTERM is Sanic's again before any
-    # worker starts.
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    app.main_process_start(lambda app: signal.signal(signal.SIGTERM, signal.SIG_DFL))
-    app.main_process_start(lambda app: Supervisor.note_state_process())
+    app.main_process_start(lambda app: note_state_process())
+    app.main_process_start(lambda app: latch.release())
     supervisors: list[Supervisor] = []
-    app.main_process_ready(lambda app: supervisors.append(Supervisor.start_for(app)))
+    app.main_process_ready(lambda app: supervisors.append(Supervisor.start_for(app, latch)))
     try:
         Sanic.serve(primary=app, app_loader=loader)
+    except (OSError, EOFError):
+        if not state_process_lost():
+            raise
+        for supervisor in supervisors:
+            supervisor.stop_after_state_loss()
+        return 1
     finally:
         if made:
             import shutil
 
             shutil.rmtree(made, ignore_errors=True)
-    return 1 if any(s.gave_up for s in supervisors) else 0
+    return 1 if any(s.failed for s in supervisors) else 0
 
 
 def _with_db(settings: Settings, job: Callable[[Any], Awaitable[Any]]) -> Any:

@@ -59,6 +59,9 @@ class Settings:
     max_offset: int = 100_000
     # Seconds a database statement may run before it is stopped (answered 503).
     statement_timeout: float = 5.0
+    # Seconds a worker's event loop may go without showing the main process it runs; past
+    # it the worker is killed and replaced (api.workers).
+    worker_heartbeat_timeout: float = 5.0
     extra: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -123,6 +126,7 @@ class Settings:
         kw.update(_bool(env, "MIGRATE_ON_START", "migrate_on_start"))
         kw.update(_int(env, "MAX_OFFSET", "max_offset", 0, 10**12))
         kw.update(_float(env, "STATEMENT_TIMEOUT", "statement_timeout"))
+        kw.update(_float(env, "WORKER_HEARTBEAT_TIMEOUT", "worker_heartbeat_timeout"))
         settings = cls(**kw)  # type: ignore[arg-type]
         if settings.db_pool_min > settings.db_pool_max:
             _fail("DB_POOL_MIN", "must not exceed DB_POOL_MAX")

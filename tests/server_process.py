@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,9 +89,11 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 20.0) -> int:
     return process.returncode
 
 
-def start_server(tmp_path: Path, env: dict[str, str] | None = None) -> Server:
-    """`main.py serve` in a session of its own, ready (every worker up); the caller stops it
-    (``stop(server.process)``)."""
+def launch_server(
+    tmp_path: Path, env: dict[str, str] | None = None, prefix: Sequence[str] = ()
+) -> Server:
+    """`main.py serve` in a session of its own, not waited for; ``prefix`` runs it through
+    another command (a shell that `exec`s it). The caller stops it (``stop``)."""
     port = free_port()
     full_env = {
         **os.environ,
@@ -105,20 +107,51 @@ def start_server(tmp_path: Path, env: dict[str, str] | None = None) -> Server:
     log_path = tmp_path / f"server-{port}.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "main.py", "serve"],
+            [*prefix, sys.executable, "main.py", "serve"],
             cwd=ROOT,
             env=full_env,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    server = Server(process, port, log_path)
+    return Server(process, port, log_path)
+
+
+def start_server(
+    tmp_path: Path, env: dict[str, str] | None = None, prefix: Sequence[str] = ()
+) -> Server:
+    """`main.py serve` in a session of its own, ready (every worker up); the caller stops it
+    (``stop(server.process)``)."""
+    server = launch_server(tmp_path, env, prefix)
     try:
-        wait_ready(server, int(full_env["WORKERS"]))
+        wait_ready(server, int((env or {}).get("WORKERS", "1")))
     except BaseException:
-        stop(process)
+        stop(server.process)
         raise
     return server
+
+
+def session_processes(sid: int) -> list[int]:
+    """The live (not zombie) processes of session ``sid``: a server started here and
+    everything it started."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":
+            alive.append(int(stat.parent.name))
+    return alive
+
+
+def pid_alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie has died)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
 
 
 @contextlib.contextmanager

@@ -70,6 +70,7 @@ def test_workers_auto_is_the_cpu_count() -> None:
         ("MAX_OFFSET", "1e5"),
         ("STATEMENT_TIMEOUT", "0"),
         ("STATEMENT_TIMEOUT", "5s"),
+        ("WORKER_HEARTBEAT_TIMEOUT", "0"),
     ],
 )
 def test_a_bad_value_names_the_variable(name: str, value: str) -> None:

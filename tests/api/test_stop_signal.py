@@ -15,7 +15,7 @@ import pytest
 from sanic.worker.manager import MonitorCycle, WorkerManager
 from sanic.worker.process import ProcessState
 
-from api.workers import Supervisor
+from api.supervisor import Supervisor
 
 
 def _idle(**_settings: Any) -> None:
