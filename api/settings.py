@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from db import check_url
+from db.sqlite import SYNCHRONOUS_LEVELS
 
 DEFAULT_DATABASE_URL: Final = "sqlite://./data/bookshelf.sqlite3"
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -59,6 +60,9 @@ class Settings:
     max_offset: int = 100_000
     # Seconds a database statement may run before it is stopped (answered 503).
     statement_timeout: float = 5.0
+    # SQLite's ``synchronous`` pragma: FULL (a write is answered once it is on disk) or
+    # NORMAL (faster; the last commits can be lost to a power cut or an OS crash).
+    sqlite_synchronous: str = "FULL"
     extra: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -123,6 +127,14 @@ class Settings:
         kw.update(_bool(env, "MIGRATE_ON_START", "migrate_on_start"))
         kw.update(_int(env, "MAX_OFFSET", "max_offset", 0, 10**12))
         kw.update(_float(env, "STATEMENT_TIMEOUT", "statement_timeout"))
+        if "SQLITE_SYNCHRONOUS" in env:
+            level = env["SQLITE_SYNCHRONOUS"].strip().upper()
+            if level not in SYNCHRONOUS_LEVELS:
+                _fail(
+                    "SQLITE_SYNCHRONOUS",
+                    f"{env['SQLITE_SYNCHRONOUS']!r} is not full or normal",
+                )
+            kw["sqlite_synchronous"] = level
         settings = cls(**kw)  # type: ignore[arg-type]
         if settings.db_pool_min > settings.db_pool_max:
             _fail("DB_POOL_MIN", "must not exceed DB_POOL_MAX")

@@ -55,11 +55,21 @@ def prepare(url: str) -> None:
 
 
 def build_config(
-    url: str, *, pool_min: int = 1, pool_max: int = 10, statement_timeout: float | None = None
+    url: str,
+    *,
+    pool_min: int = 1,
+    pool_max: int = 10,
+    statement_timeout: float | None = None,
+    synchronous: str | None = None,
 ) -> dict[str, Any]:
-    """Tortoise's configuration for ``url`` (its connection made by the URL's backend)."""
+    """Tortoise's configuration for ``url`` (its connection made by the URL's backend;
+    ``synchronous``: SQLite's pragma, None for the durable default)."""
     connection = _backend_class(url).connection(
-        url, pool_min=pool_min, pool_max=pool_max, statement_timeout=statement_timeout
+        url,
+        pool_min=pool_min,
+        pool_max=pool_max,
+        statement_timeout=statement_timeout,
+        synchronous=synchronous,
     )
     return {
         "connections": {"default": connection},
@@ -96,11 +106,13 @@ async def open_db(
     *,
     run_migrations: bool = True,
     statement_timeout: float | None = None,
+    synchronous: str | None = None,
     **pool: int,
 ) -> Backend:
     """Open the database of ``url`` (migrated first unless told not to) and return its
     backend, through which every statement goes; a statement that runs longer than
-    ``statement_timeout`` seconds is stopped (StatementTimeoutError)."""
+    ``statement_timeout`` seconds is stopped (StatementTimeoutError); ``synchronous``:
+    SQLite's pragma (SQLITE_SYNCHRONOUS), None for FULL."""
     if run_migrations:
         await migrate(url)
     else:
@@ -110,7 +122,9 @@ async def open_db(
     # PostgreSQL (a test session over both backends) would send "?" placeholders to asyncpg.
     EXECUTOR_CACHE.clear()
     # Sanic runs listeners and requests in different tasks: the context must be global.
-    config = build_config(url, statement_timeout=statement_timeout, **pool)
+    config = build_config(
+        url, statement_timeout=statement_timeout, synchronous=synchronous, **pool
+    )
     await Tortoise.init(config=config, _enable_global_fallback=True)
     backend = _backend_class(url)(get_connections())
     backend.statement_timeout = statement_timeout

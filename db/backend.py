@@ -158,9 +158,17 @@ class Backend:
 
     @classmethod
     def connection(
-        cls, url: str, *, pool_min: int, pool_max: int, statement_timeout: float | None
+        cls,
+        url: str,
+        *,
+        pool_min: int,
+        pool_max: int,
+        statement_timeout: float | None,
+        synchronous: str | None = None,
     ) -> dict[str, Any]:
-        """Tortoise's connection entry (engine and credentials) for ``url``."""
+        """Tortoise's connection entry (engine and credentials) for ``url``;
+        ``synchronous``: SQLite's pragma of that name (SQLITE_SYNCHRONOUS), None for its
+        default."""
         raise NotImplementedError
 
     @classmethod
