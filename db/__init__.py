@@ -165,6 +165,7 @@ async def close_db() -> None:
         backend = _open.pop("backend", None)
         if backend is not None:
             backend.forget_connections()
+        health.watch(None)  # its descriptor of the file closed too
         task = asyncio.ensure_future(_close_connections(backend))
         _closing["task"] = task
     try:
