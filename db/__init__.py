@@ -48,10 +48,11 @@ def check_url(url: str) -> None:
     _backend_class(url)
 
 
-def prepare(url: str) -> None:
+def prepare(url: str, check: str = "quick") -> None:
     """Raise, with one line saying what to do, when ``url``'s database cannot be opened
-    as it is (``db.preflight``); before any process opens it."""
-    _backend_class(url).prepare(url)
+    as it is, or its pages fail ``check`` (``db.preflight``); before any process opens
+    it."""
+    _backend_class(url).prepare(url, check)
 
 
 def build_config(

@@ -172,8 +172,10 @@ class Backend:
         raise NotImplementedError
 
     @classmethod
-    def prepare(cls, url: str) -> None:
-        """Before Tortoise opens ``url``: raise when it cannot be used as it is."""
+    def prepare(cls, url: str, check: str = "off") -> None:
+        """Before Tortoise opens ``url``: raise when it cannot be used as it is;
+        ``check``: how much of the stored data to check first ("quick", "full", "off";
+        DB_CHECK), where the backend can."""
 
     @classmethod
     def migration_lock(

@@ -310,13 +310,13 @@ class SqliteBackend(Backend):
         return {"engine": "tortoise.backends.sqlite", "credentials": credentials}
 
     @classmethod
-    def prepare(cls, url: str) -> None:
+    def prepare(cls, url: str, check: str = "off") -> None:
         path = sqlite_path(url) or ""
         if path in ("", ":memory:") or "mode=memory" in url:
             # Each worker (and each ASGI test request) would get its own empty database.
             raise ValueError("an in-memory SQLite database cannot be shared; use a file path")
         # Before Tortoise opens it: a file it cannot open would leave its lock held for ever.
-        preflight.preflight_sqlite(path)
+        preflight.preflight_sqlite(path, check)
 
     @classmethod
     @contextlib.asynccontextmanager

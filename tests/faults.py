@@ -125,6 +125,40 @@ def a_database(path: Path) -> Path:
     return path
 
 
+ROWS = 3000
+
+
+def with_books(path: Path) -> list[int]:
+    """ROWS books added to a migrated file, all in the file itself (checkpointed); the
+    pages of the book table's leaves other than the last (the one new books go to)."""
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.executemany(
+            "INSERT INTO book (title, author, published_date, price_cents, version) "
+            "VALUES (?, ?, '2020-01-01', 100, 1)",
+            [(f"title {i} " * 8, f"author {i % 7}") for i in range(ROWS)],
+        )
+        conn.commit()
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        leaves = [
+            row[0]
+            for row in conn.execute(
+                "SELECT pageno FROM dbstat WHERE name = 'book' AND pagetype = 'leaf'"
+                " ORDER BY pageno"
+            )
+        ]
+    return leaves[:-1]
+
+
+def corrupt(path: Path, pages: list[int], page_size: int = 4096) -> None:
+    """Random bytes over ``pages`` (numbered from 1) of the file, on disk."""
+    with open(path, "r+b") as fh:
+        for page in pages:
+            fh.seek((page - 1) * page_size)
+            fh.write(os.urandom(page_size))
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 PROXY = """
 import asyncio, sys
 

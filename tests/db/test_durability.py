@@ -42,3 +42,11 @@ def test_a_bad_level_is_one_line() -> None:
     with pytest.raises(SettingsError) as bad:
         Settings.from_env({"SQLITE_SYNCHRONOUS": "fast"})
     assert str(bad.value) == "SQLITE_SYNCHRONOUS: 'fast' is not full or normal"
+
+
+def test_db_check_is_quick_by_default_and_one_line_when_bad() -> None:
+    assert Settings().db_check == "quick"
+    assert Settings.from_env({"DB_CHECK": "FULL"}).db_check == "full"
+    with pytest.raises(SettingsError) as bad:
+        Settings.from_env({"DB_CHECK": "deep"})
+    assert str(bad.value) == "DB_CHECK: 'deep' is not quick, full or off"
