@@ -44,6 +44,7 @@ __all__ = [
     "problem",
     "share",
     "stopped",
+    "sync_failed",
     "watch",
 ]
 
@@ -269,6 +270,13 @@ def confirm_write() -> None:
         # A write went through: whatever stopped the last ones has cleared.
         for reason in [r for r in _watch.incidents if r not in STOPPING]:
             _end(reason)
+
+
+def sync_failed(exc: BaseException) -> DatabaseFaultError:
+    """The write-ahead log could not be synced (``Backend.durable``): the commits since the
+    last sync may not be on disk, and writes stop (IO_ERROR, logged once)."""
+    _begin(IO_ERROR, _one_line(exc))
+    return _fault(IO_ERROR)
 
 
 def stopped() -> DatabaseFaultError | None:
