@@ -10,7 +10,7 @@ from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, raw
 
 from api import schemas as oas
-from api.errors import StorageFault, allow_header
+from api.errors import allow_header
 from api.openapi import describe
 from api.responses import json
 from db import health as db_health
@@ -110,19 +110,6 @@ async def stop_writes(request: Request) -> None:
             raise fault
 
 
-async def acknowledge_durably(request: Request, response: HTTPResponse) -> HTTPResponse | None:
-    """A write's 2xx is sent only once its commit is on disk (``Backend.durable``: on
-    SQLite, one sync of the write-ahead log for many commits); when the disk cannot take
-    it, a 503 saying the write may or may not have been stored, and writes stop."""
-    if request.method in WRITES and response.status < 300:
-        try:
-            await request.app.ctx.db.durable()
-        except Exception as exc:  # never the 2xx (Sanic would send it, logging the error)
-            error = StorageFault(db_health.sync_failed(exc))
-            return json(error.body(), status=error.status_code, headers=dict(error.headers or {}))
-    return None
-
-
 def share_faults(app: Any) -> None:
     """One integer for the instance's workers (``db.health.share``), made by the main
     process before they start (Sanic's ``shared_ctx``); a test app run without a main
@@ -140,7 +127,6 @@ def share_faults(app: Any) -> None:
 def register(app: Any) -> None:
     share_faults(app)
     app.register_middleware(stop_writes, "request")
-    app.register_middleware(acknowledge_durably, "response")
     bp = Blueprint("ops")
     bp.add_route(healthz, "/healthz", methods=["GET", "HEAD"], strict_slashes=False)
     bp.add_route(readyz, "/readyz", methods=["GET", "HEAD"], strict_slashes=False)

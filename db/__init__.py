@@ -129,7 +129,6 @@ async def open_db(
     await Tortoise.init(config=config, _enable_global_fallback=True)
     backend = _backend_class(url)(get_connections())
     backend.statement_timeout = statement_timeout
-    backend.synchronous = synchronous
     _open["backend"] = backend
     # Open the connection (the pool) now, in the start-up listener, rather than in the
     # first request (see the backends' fetch on why an opening must not be cancelled). A

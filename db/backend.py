@@ -153,9 +153,6 @@ class Backend:
         # Seconds a statement may run before it is stopped (None: no limit); the server
         # sets it from STATEMENT_TIMEOUT.
         self.statement_timeout: float | None = None
-        # The durability the server asked for (SQLITE_SYNCHRONOUS: "FULL", "NORMAL"); None
-        # for the backend's own default (commands).
-        self.synchronous: str | None = None
 
     # -- what each backend provides ------------------------------------------------------
 
@@ -230,11 +227,6 @@ class Backend:
 
     async def close(self) -> None:
         """Close what the backend opened beside Tortoise's connections."""
-
-    async def durable(self) -> None:
-        """Return once the writes this process has committed are on disk (awaited before
-        a write is acknowledged); OSError when they cannot be. Nothing to wait for where
-        each commit is durable when it returns (PostgreSQL's synchronous_commit)."""
 
     # -- shared ---------------------------------------------------------------------------
 

@@ -44,7 +44,6 @@ __all__ = [
     "problem",
     "share",
     "stopped",
-    "sync_failed",
     "watch",
 ]
 
@@ -55,8 +54,8 @@ LOW_SPACE: Final = 1 << 20
 # How long /readyz reuses its last answer.
 CHECK_EVERY: Final = 1.0
 # An incident that nothing else confirms (a write failed for want of space while the file
-# system shows free space, as under a quota; a read-only or I/O error) is forgotten after
-# this long, or as soon as a write goes through.
+# system shows free space, as under a quota; a read-only error) is forgotten after this
+# long, or as soon as a write goes through.
 FORGOTTEN_AFTER: Final = 30.0
 
 GONE: Final = "gone"
@@ -270,13 +269,6 @@ def confirm_write() -> None:
         # A write went through: whatever stopped the last ones has cleared.
         for reason in [r for r in _watch.incidents if r not in STOPPING]:
             _end(reason)
-
-
-def sync_failed(exc: BaseException) -> DatabaseFaultError:
-    """The write-ahead log could not be synced (``Backend.durable``): the commits since the
-    last sync may not be on disk, and writes stop (IO_ERROR, logged once)."""
-    _begin(IO_ERROR, _one_line(exc))
-    return _fault(IO_ERROR)
 
 
 def stopped() -> DatabaseFaultError | None:

@@ -54,7 +54,6 @@ from db.backend import (
 )
 from db.errors import DatabaseUnavailableError, StatementTimeoutError
 from db.query import BookFilter, BookJSON, Page, PageQuery
-from db.sqlite_durable import WalSync
 from db.sqlite_guard import COUNT_BUDGET, COUNTER_PRAGMAS, Guard, OverBudgetError
 from db.sqlite_json import gathered, json_object, json_select, split_page
 
@@ -304,12 +303,9 @@ class SqliteBackend(Backend):
     ) -> dict[str, Any]:
         # Query parameters of the URL become further pragmas; the time limit is kept by
         # the backend itself (a progress handler), not by SQLite. The connection that
-        # counts (``_open_counter``) takes the same pragmas, and only reads. A server that
-        # asks for FULL commits at NORMAL and syncs the log itself before each
-        # acknowledgment, one sync for many commits (``durable``: db.sqlite_durable).
+        # counts (``_open_counter``) takes the same pragmas, and only reads.
         extra = dict(parse_qsl(url.split("?", 1)[1])) if "?" in url else {}
-        level = "NORMAL" if synchronous == "FULL" else synchronous
-        pragmas = {**SQLITE_PRAGMAS, **({"synchronous": level} if level else {})}
+        pragmas = {**SQLITE_PRAGMAS, **({"synchronous": synchronous} if synchronous else {})}
         credentials = {"file_path": sqlite_path(url) or "", **pragmas, **extra}
         return {"engine": "tortoise.backends.sqlite", "credentials": credentials}
 
@@ -349,7 +345,6 @@ class SqliteBackend(Backend):
         # not tried again for a while, a walk's budget being spent before each of their
         # pages otherwise.
         self._overran: Kept[bool] = Kept(KEPT_SECONDS)
-        self._wal_sync: WalSync | None = None
 
     def _deadline(self) -> float:
         timeout = self.statement_timeout
@@ -437,16 +432,7 @@ class SqliteBackend(Backend):
                 self._counter = conn
             return self._counter
 
-    async def durable(self) -> None:
-        if self.synchronous != "FULL":
-            return  # each commit synced by SQLite (commands), or not at all (NORMAL)
-        if self._wal_sync is None:
-            self._wal_sync = WalSync(self._client().filename)
-        await self._wal_sync.sync()
-
     async def close(self) -> None:
-        if self._wal_sync is not None:
-            self._wal_sync.close()
         conn, self._counter = self._counter, None
         if conn is not None:
             conn._conn.interrupt()  # a count running now stops at once

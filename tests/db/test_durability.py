@@ -3,7 +3,6 @@ with ``synchronous=FULL`` unless SQLITE_SYNCHRONOUS trades it for speed."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -27,25 +26,10 @@ async def synchronous_of(url: str, level: str | None) -> tuple[str, str]:
     return LEVELS[own], LEVELS[counted]
 
 
-async def test_commands_commit_with_full(tmp_path: Path) -> None:
+async def test_connections_commit_with_full_by_default(tmp_path: Path) -> None:
     url = f"sqlite://{tmp_path / 'db.sqlite3'}"
     assert await synchronous_of(url, None) == ("FULL", "FULL")
-
-
-async def test_the_server_syncs_the_log_itself_by_default(tmp_path: Path) -> None:
-    """Its connections commit at NORMAL and ``durable`` syncs the log before a 2xx (one
-    sync for every commit made while the last one ran: db.sqlite_durable)."""
-    url = f"sqlite://{tmp_path / 'db.sqlite3'}"
-    level = Settings().sqlite_synchronous
-    assert await synchronous_of(url, level) == ("NORMAL", "NORMAL")
-    backend = await open_db(url, synchronous=level, pool_min=1, pool_max=1)
-    try:
-        await backend.fetch("CREATE TABLE t (x)")
-        await asyncio.gather(*(backend.durable() for _ in range(50)))
-        syncs = backend._wal_sync  # type: ignore[attr-defined]
-        assert syncs is not None and syncs._fd is not None  # the log, opened and synced
-    finally:
-        await close_db()
+    assert await synchronous_of(url, Settings().sqlite_synchronous) == ("FULL", "FULL")
 
 
 async def test_normal_on_request(tmp_path: Path) -> None:
