@@ -103,6 +103,16 @@ def test_no_acknowledged_write_is_lost_when_ext4_fails(tmp_path: Path) -> None:
     assert outcome.ready["database"] in ("read_only", "io_error"), outcome.ready
 
 
+def test_readyz_says_read_only_once_ext4_fails_without_a_write(tmp_path: Path) -> None:
+    with ext4(tmp_path) as disk:
+        url = f"sqlite://{disk.mount_point / 'db.sqlite3'}"
+        make_token(url)
+        with running_server(tmp_path, {"DATABASE_URL": url, "WORKERS": "2"}) as server:
+            disk.fail()
+            bodies = [readyz(server, 503) for _ in range(4)]
+    assert {body["database"] for body in bodies} == {"read_only"}, bodies
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10)
