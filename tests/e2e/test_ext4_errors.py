@@ -7,7 +7,7 @@ disk, and the writes since the last checkpoint are lost with the file system.
 
 A write whose commit's fsync is under way while ext4 aborts its journal can be answered
 201 and lost all the same: the kernel's fsync then returns success for a journal
-transaction the abort discards (1 write in each of 3 runs of 44 under FULL, each the last
+transaction the abort discards (1 write in each of 5 runs of 54 under FULL, each the last
 write acknowledged, 30-90 ms into the ``mount -o remount,abort`` that fails the file
 system). No check the server can make after its commit sees it. Those writes, in flight
 while the file system failed, are counted apart (``racing``); every write answered before
