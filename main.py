@@ -248,7 +248,7 @@ def _command(args: argparse.Namespace, settings: Settings) -> int:
     if args.command in (None, "serve"):
         from db import prepare
 
-        prepare(settings.database_url)  # here, not in each worker's start-up
+        prepare(settings.database_url, settings.db_check)  # here, not in each worker's start-up
         return serve(settings)
     if args.command == "migrate":
         return cmd_migrate(settings, args)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import multiprocessing
+from typing import Any, Final
 
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, raw
@@ -13,6 +14,9 @@ from api.errors import allow_header
 from api.openapi import describe
 from api.responses import json
 from db import health as db_health
+
+# The methods that write; answered 503 at once while a fault stops writes (``stop_writes``).
+WRITES: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 @describe(
@@ -96,7 +100,33 @@ def add_options_routes(app: Any) -> None:
         app.add_route(options, f"/{path}", methods=["OPTIONS"], name=f"options_{index}")
 
 
+async def stop_writes(request: Request) -> None:
+    """A write while a corrupt page, an I/O error or a file gone has stopped writes (in this
+    worker or another of the instance: ``db.health.stopped``) is answered 503 before it
+    starts, so nothing is written to a file known to be damaged."""
+    if request.method in WRITES:
+        fault = db_health.stopped()
+        if fault is not None:
+            raise fault
+
+
+def share_faults(app: Any) -> None:
+    """One integer for the instance's workers (``db.health.share``), made by the main
+    process before they start (Sanic's ``shared_ctx``); a test app run without a main
+    process keeps its faults to itself."""
+
+    @app.main_process_start
+    async def _make(app: Any) -> None:
+        app.shared_ctx.db_stopped = multiprocessing.get_context("spawn").RawValue("i", 0)
+
+    @app.before_server_start
+    async def _share(app: Any) -> None:
+        db_health.share(getattr(app.shared_ctx, "db_stopped", None))
+
+
 def register(app: Any) -> None:
+    share_faults(app)
+    app.register_middleware(stop_writes, "request")
     bp = Blueprint("ops")
     bp.add_route(healthz, "/healthz", methods=["GET", "HEAD"], strict_slashes=False)
     bp.add_route(readyz, "/readyz", methods=["GET", "HEAD"], strict_slashes=False)

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from db import check_url
+from db.preflight import DB_CHECKS
+from db.sqlite import SYNCHRONOUS_LEVELS
 
 DEFAULT_DATABASE_URL: Final = "sqlite://./data/bookshelf.sqlite3"
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -62,6 +64,11 @@ class Settings:
     # Seconds a worker's event loop may go without showing the main process it runs; past
     # it the worker is killed and replaced (api.workers).
     worker_heartbeat_timeout: float = 5.0
+    # SQLite's ``synchronous`` pragma: FULL (a write is answered once it is on disk) or
+    # NORMAL (faster; the last commits can be lost to a power cut or an OS crash).
+    sqlite_synchronous: str = "FULL"
+    # What ``serve`` checks of the database's pages before it starts (``db.preflight``).
+    db_check: str = "quick"
     extra: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -127,6 +134,19 @@ class Settings:
         kw.update(_int(env, "MAX_OFFSET", "max_offset", 0, 10**12))
         kw.update(_float(env, "STATEMENT_TIMEOUT", "statement_timeout"))
         kw.update(_float(env, "WORKER_HEARTBEAT_TIMEOUT", "worker_heartbeat_timeout"))
+        if "SQLITE_SYNCHRONOUS" in env:
+            level = env["SQLITE_SYNCHRONOUS"].strip().upper()
+            if level not in SYNCHRONOUS_LEVELS:
+                _fail(
+                    "SQLITE_SYNCHRONOUS",
+                    f"{env['SQLITE_SYNCHRONOUS']!r} is not full or normal",
+                )
+            kw["sqlite_synchronous"] = level
+        if "DB_CHECK" in env:
+            check = env["DB_CHECK"].strip().lower()
+            if check not in DB_CHECKS:
+                _fail("DB_CHECK", f"{env['DB_CHECK']!r} is not quick, full or off")
+            kw["db_check"] = check
         settings = cls(**kw)  # type: ignore[arg-type]
         if settings.db_pool_min > settings.db_pool_max:
             _fail("DB_POOL_MIN", "must not exceed DB_POOL_MAX")

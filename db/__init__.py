@@ -48,18 +48,29 @@ def check_url(url: str) -> None:
     _backend_class(url)
 
 
-def prepare(url: str) -> None:
+def prepare(url: str, check: str = "quick") -> None:
     """Raise, with one line saying what to do, when ``url``'s database cannot be opened
-    as it is (``db.preflight``); before any process opens it."""
-    _backend_class(url).prepare(url)
+    as it is, or its pages fail ``check`` (``db.preflight``); before any process opens
+    it."""
+    _backend_class(url).prepare(url, check)
 
 
 def build_config(
-    url: str, *, pool_min: int = 1, pool_max: int = 10, statement_timeout: float | None = None
+    url: str,
+    *,
+    pool_min: int = 1,
+    pool_max: int = 10,
+    statement_timeout: float | None = None,
+    synchronous: str | None = None,
 ) -> dict[str, Any]:
-    """Tortoise's configuration for ``url`` (its connection made by the URL's backend)."""
+    """Tortoise's configuration for ``url`` (its connection made by the URL's backend;
+    ``synchronous``: SQLite's pragma, None for the durable default)."""
     connection = _backend_class(url).connection(
-        url, pool_min=pool_min, pool_max=pool_max, statement_timeout=statement_timeout
+        url,
+        pool_min=pool_min,
+        pool_max=pool_max,
+        statement_timeout=statement_timeout,
+        synchronous=synchronous,
     )
     return {
         "connections": {"default": connection},
@@ -96,11 +107,13 @@ async def open_db(
     *,
     run_migrations: bool = True,
     statement_timeout: float | None = None,
+    synchronous: str | None = None,
     **pool: int,
 ) -> Backend:
     """Open the database of ``url`` (migrated first unless told not to) and return its
     backend, through which every statement goes; a statement that runs longer than
-    ``statement_timeout`` seconds is stopped (StatementTimeoutError)."""
+    ``statement_timeout`` seconds is stopped (StatementTimeoutError); ``synchronous``:
+    SQLite's pragma (SQLITE_SYNCHRONOUS), None for FULL."""
     if run_migrations:
         await migrate(url)
     else:
@@ -110,7 +123,9 @@ async def open_db(
     # PostgreSQL (a test session over both backends) would send "?" placeholders to asyncpg.
     EXECUTOR_CACHE.clear()
     # Sanic runs listeners and requests in different tasks: the context must be global.
-    config = build_config(url, statement_timeout=statement_timeout, **pool)
+    config = build_config(
+        url, statement_timeout=statement_timeout, synchronous=synchronous, **pool
+    )
     await Tortoise.init(config=config, _enable_global_fallback=True)
     backend = _backend_class(url)(get_connections())
     backend.statement_timeout = statement_timeout
@@ -151,6 +166,7 @@ async def close_db() -> None:
         backend = _open.pop("backend", None)
         if backend is not None:
             backend.forget_connections()
+        health.watch(None)  # its descriptor of the file closed too
         task = asyncio.ensure_future(_close_connections(backend))
         _closing["task"] = task
     try:

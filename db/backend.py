@@ -162,14 +162,24 @@ class Backend:
 
     @classmethod
     def connection(
-        cls, url: str, *, pool_min: int, pool_max: int, statement_timeout: float | None
+        cls,
+        url: str,
+        *,
+        pool_min: int,
+        pool_max: int,
+        statement_timeout: float | None,
+        synchronous: str | None = None,
     ) -> dict[str, Any]:
-        """Tortoise's connection entry (engine and credentials) for ``url``."""
+        """Tortoise's connection entry (engine and credentials) for ``url``;
+        ``synchronous``: SQLite's pragma of that name (SQLITE_SYNCHRONOUS), None for its
+        default."""
         raise NotImplementedError
 
     @classmethod
-    def prepare(cls, url: str) -> None:
-        """Before Tortoise opens ``url``: raise when it cannot be used as it is."""
+    def prepare(cls, url: str, check: str = "off") -> None:
+        """Before Tortoise opens ``url``: raise when it cannot be used as it is;
+        ``check``: how much of the stored data to check first ("quick", "full", "off";
+        DB_CHECK), where the backend can."""
 
     @classmethod
     def migration_lock(

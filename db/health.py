@@ -11,18 +11,29 @@ must fix before the database is opened is ``db.preflight``'s).
   read-only, corrupt pages, I/O error): a ``DatabaseFaultError`` the API answers 503/507,
   and one log line when such an incident starts (another when it clears), not a
   traceback per request.
+- A corrupt page, an I/O error or the file gone (``STOPPING``) stops every write until
+  the server is restarted: ``stopped()`` says so before a write starts (``api.ops`` answers
+  503 from it). A worker that meets one tells the others of its instance through a shared
+  integer (``share``: a ``multiprocessing`` value the main process makes), so each worker
+  reads one integer per write, no file and no statement.
 - ``problem()``: what ``/readyz`` reports, remembered for a second so that it stays cheap
-  under load.
+  under load. A file system that refuses writes is found by touching the database file's
+  times through a descriptor opened with the connection (``_probe``): a folder bind-mounted
+  read-only over the open file, or a file made read-only by ``chmod``, leave the open
+  connection writing, and this probe succeeding as the writes do; a file system remounted
+  read-only (ext4 after an error, ``errors=remount-ro``) refuses both. (``statvfs``'s
+  ``ST_RDONLY`` is set for the bind mount but not for ext4's emergency read-only state.)
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sqlite3
 import time
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 import asyncpg
 
@@ -32,6 +43,8 @@ __all__ = [
     "confirm_write",
     "fault_of",
     "problem",
+    "share",
+    "stopped",
     "watch",
 ]
 
@@ -42,8 +55,8 @@ LOW_SPACE: Final = 1 << 20
 # How long /readyz reuses its last answer.
 CHECK_EVERY: Final = 1.0
 # An incident that nothing else confirms (a write failed for want of space while the file
-# system shows free space, as under a quota; a read-only or I/O error) is forgotten after
-# this long, or as soon as a write goes through.
+# system shows free space, as under a quota; a read-only error) is forgotten after this
+# long, or as soon as a write goes through.
 FORGOTTEN_AFTER: Final = 30.0
 
 GONE: Final = "gone"
@@ -61,7 +74,9 @@ _DETAIL: Final = {
     READ_ONLY: "The database is read-only: nothing was stored. Make the database file "
     "and its folder writable.",
     CORRUPT: "The database file is corrupt: nothing was stored. Restore it from a backup.",
-    IO_ERROR: "The database's disk failed to read or write: nothing was stored. Check the disk.",
+    IO_ERROR: "The database's disk failed to read or write: writes are stopped until the "
+    "disk is checked and the server restarted. A write that met the failure may or may not "
+    "have been stored: read it back to check.",
     UNREACHABLE: "The database server cannot be reached: requests that need it answer 503 "
     "until it is back.",
 }
@@ -96,8 +111,10 @@ _POSTGRES_DETAIL: Final = {
     CORRUPT: "The database server reports corrupt data: nothing was stored. Check the "
     "server's log.",
 }
-# Faults that only a restart (with the file restored) ends.
-_STICKY: Final = (GONE, CORRUPT)
+# Faults that stop every write of the instance and that only a restart (with the file
+# restored, the disk checked) ends; their number in the shared integer is their place here
+# plus one.
+STOPPING: Final = (GONE, CORRUPT, IO_ERROR)
 
 
 @dataclass
@@ -110,9 +127,20 @@ class _Watch:
     checked_at: float = float("-inf")
     files_checked_at: float = float("-inf")
     last: DatabaseFaultError | None = None
+    # A read-only descriptor of the database file, opened with the connection (``_probe``).
+    fd: int | None = None
 
 
 _watch = _Watch()
+# The instance's shared integer (``share``): 0, or the STOPPING fault one of its workers met.
+_stop: Any = None
+
+
+def share(flag: Any) -> None:
+    """Use ``flag`` (anything with an integer ``value`` every worker of the instance sees,
+    such as ``multiprocessing.RawValue("i")``) to stop the other workers' writes."""
+    global _stop
+    _stop = flag
 
 
 def _fault(reason: str) -> DatabaseFaultError:
@@ -125,6 +153,8 @@ def _begin(reason: str, cause: str = "") -> None:
         if reason == DISK_FULL:
             _watch.free_at_full = _free_space()
         _watch.incidents[reason] = time.monotonic()
+        if reason in STOPPING and _stop is not None and not _stop.value:
+            _stop.value = STOPPING.index(reason) + 1
         extra = {"database_fault": reason, **({"cause": cause} if cause else {})}
         log.error("database fault: %s", _DETAIL[reason], extra=extra)
         _watch.checked_at = float("-inf")
@@ -152,12 +182,18 @@ def watch(url: str | None) -> None:
     from db import sqlite_path
 
     global _watch
+    if _watch.fd is not None:
+        os.close(_watch.fd)
     _watch = _Watch()
     logging.getLogger("asyncpg.pool").addFilter(_POOL_RETRIES)  # once: filters are a set
     path = sqlite_path(url) if url else None
     if not path:
         return
     _watch.path = path
+    try:
+        _watch.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        _watch.fd = None
     for name in (path, f"{path}-wal"):
         ident = _identity(name)
         if ident is not None:
@@ -237,13 +273,30 @@ def confirm_write() -> None:
         if now - _watch.files_checked_at >= CHECK_EVERY:
             _watch.files_checked_at = now
             gone = gone or _gone()
-        if gone or GONE in _watch.incidents:
+        if gone:
             _begin(GONE)
             raise OutcomeUnknownError(_WRITTEN_TO_GONE, reason=GONE)
     if _watch.incidents:
         # A write went through: whatever stopped the last ones has cleared.
-        for reason in [r for r in _watch.incidents if r not in _STICKY]:
+        for reason in [r for r in _watch.incidents if r not in STOPPING]:
             _end(reason)
+
+
+def stopped() -> DatabaseFaultError | None:
+    """The fault that stops every write now (a STOPPING one, met by this worker or by
+    another of the instance), or None. Cheap enough to ask before every write."""
+    code = _stop.value if _stop is not None else 0
+    if not _watch.incidents and not code:
+        return None
+    for reason in STOPPING:
+        if reason in _watch.incidents:
+            return _fault(reason)
+    if code:
+        # Another worker met it and logged it: remembered here without a line of its own.
+        reason = STOPPING[code - 1]
+        _watch.incidents[reason] = time.monotonic()
+        return _fault(reason)
+    return None
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -295,23 +348,39 @@ def _free_space() -> int:
     return st.f_bavail * st.f_frsize
 
 
+def _probe() -> str | None:
+    """READ_ONLY when the file system refuses to change the database file (through the
+    descriptor opened with the connection, so through the same mount), IO_ERROR when its
+    disk fails, else None (a permission error says nothing of the open connection)."""
+    if _watch.fd is None:
+        return None
+    try:
+        os.utime(_watch.fd)
+    except OSError as exc:
+        if exc.errno == errno.EROFS:
+            return READ_ONLY
+        if exc.errno == errno.EIO:
+            _begin(IO_ERROR)
+            return IO_ERROR
+    return None
+
+
 def _check() -> DatabaseFaultError | None:
-    path = _watch.path
-    if path is None:
+    if _watch.path is None:
         return None
     if _watch.files and _gone():
         _begin(GONE)
-    for reason in _STICKY:
-        if reason in _watch.incidents:
-            return _fault(reason)
-    folder = os.path.dirname(path) or "."
-    if not (os.access(path, os.W_OK) and os.access(folder, os.W_OK)):
-        return _fault(READ_ONLY)
+    fault = stopped()
+    if fault is not None:
+        return fault
+    denied = _probe()
+    if denied is not None:
+        return _fault(denied)
     free = _free_space()
     if free < LOW_SPACE:
         return _fault(DISK_FULL)
     now = time.monotonic()
-    for reason in (DISK_FULL, READ_ONLY, IO_ERROR):
+    for reason in (DISK_FULL, READ_ONLY):
         since = _watch.incidents.get(reason)
         if since is None:
             continue
@@ -324,7 +393,11 @@ def _check() -> DatabaseFaultError | None:
 
 
 def problem() -> DatabaseFaultError | None:
-    """Why the database cannot take a write now, or None; checked at most once a second."""
+    """Why the database cannot take a write now, or None; checked at most once a second
+    (a fault that stops writes, at once)."""
+    fault = stopped()
+    if fault is not None:
+        return fault
     now = time.monotonic()
     if now - _watch.checked_at >= CHECK_EVERY:
         _watch.last = _check()

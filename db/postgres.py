@@ -192,8 +192,15 @@ class PostgresBackend(Backend):
 
     @classmethod
     def connection(
-        cls, url: str, *, pool_min: int, pool_max: int, statement_timeout: float | None
+        cls,
+        url: str,
+        *,
+        pool_min: int,
+        pool_max: int,
+        statement_timeout: float | None,
+        synchronous: str | None = None,
     ) -> dict[str, Any]:
+        # ``synchronous`` is SQLite's: PostgreSQL commits durably (synchronous_commit=on).
         parts = urlsplit(url)
         credentials: dict[str, Any] = {
             "host": unquote(parts.hostname or "127.0.0.1"),

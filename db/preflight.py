@@ -7,13 +7,21 @@ database file"): every later statement then waits on that lock for ever. A file 
 not a database, a folder, an unreadable or read-only file or folder is refused here with
 ``DatabaseConfigError``, whose text is one line saying what to do. ``describe(exc, url)``
 is the one line for any database problem a command meets.
+
+A file whose pages are damaged opens and answers until a statement reads a bad page:
+``serve`` first runs SQLite's ``quick_check`` (every b-tree page's structure, not the
+indexes' agreement with their tables) for at most QUICK_CHECK_SECONDS, and refuses the
+file when it finds damage; ``DB_CHECK=full`` runs ``integrity_check`` to the end, however
+long it takes; ``DB_CHECK=off`` neither.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from pathlib import Path
+from typing import Final
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
@@ -21,13 +29,19 @@ import asyncpg
 from db.errors import DatabaseConfigError, DatabaseUnavailableError
 from db.health import fault_of
 
+# DB_CHECK's values, and how long the quick one may run (past it the rest is unchecked).
+DB_CHECKS: Final = ("quick", "full", "off")
+QUICK_CHECK_SECONDS: Final = 2.0
+_INTERRUPTED: Final = 9  # SQLITE_INTERRUPT
+
 
 def _config(message: str) -> DatabaseConfigError:
     return DatabaseConfigError(message)
 
 
-def preflight_sqlite(path: str) -> None:
-    """Refuse, with one line, an SQLite path that Tortoise could not open or write."""
+def preflight_sqlite(path: str, check: str = "off") -> None:
+    """Refuse, with one line, an SQLite path that Tortoise could not open or write, or
+    whose pages fail ``check`` (one of DB_CHECKS)."""
     file = Path(path)
     folder = file.parent
     if file.is_dir():
@@ -61,6 +75,8 @@ def preflight_sqlite(path: str) -> None:
     try:
         # Reads the header and the whole schema, as opening it through Tortoise will.
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        if check != "off":
+            _check_pages(conn, path, check)
     except sqlite3.DatabaseError as exc:
         if getattr(exc, "sqlite_errorcode", 0) & 0xFF == 26:  # SQLITE_NOTADB
             raise _config(
@@ -72,6 +88,29 @@ def preflight_sqlite(path: str) -> None:
         raise _config(f"cannot read {path} as an SQLite database: {exc}") from None
     finally:
         conn.close()
+
+
+def _check_pages(conn: sqlite3.Connection, path: str, check: str) -> None:
+    """Refuse the file when SQLite's check of its pages finds damage; the quick check
+    stops, the file accepted, after QUICK_CHECK_SECONDS."""
+    pragma = "integrity_check" if check == "full" else "quick_check"
+    if check != "full":
+        deadline = time.monotonic() + QUICK_CHECK_SECONDS
+        conn.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
+    try:
+        found = conn.execute(f"PRAGMA {pragma}(1)").fetchone()[0]
+    except sqlite3.OperationalError as exc:
+        if getattr(exc, "sqlite_errorcode", 0) & 0xFF == _INTERRUPTED:
+            return  # the budget is spent: what was read is sound
+        raise
+    finally:
+        conn.set_progress_handler(None, 0)
+    if found != "ok":
+        found = " ".join(found.replace("*** in database main ***", "").split())
+        raise _config(
+            f"{path} is corrupt ({pragma}: {found}); restore it from a backup "
+            "(DB_CHECK=full checks every page and index, DB_CHECK=off starts without a check)"
+        )
 
 
 def _redacted(url: str) -> str:

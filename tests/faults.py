@@ -1,5 +1,5 @@
 """Real faults for the database tests: a small tmpfs to fill or make read-only, a user held
-to file modes, a valid SQLite file to break."""
+to file modes, a valid SQLite file to break, an ext4 file system that fails."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,51 @@ def read_only(folder: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
+@dataclass
+class Ext4:
+    """An ext4 file system in an image file, loop-mounted with ``errors=remount-ro``."""
+
+    image: Path
+    mount_point: Path
+
+    def mount(self) -> None:
+        mount("-o", "loop,errors=remount-ro", str(self.image), str(self.mount_point))
+
+    def fail(self) -> None:
+        """A file system error: ext4 aborts its journal and goes read-only, as
+        ``errors=remount-ro`` has it after an error it finds on its own (the kernel logs
+        "EXT4-fs error ... Remounting filesystem read-only"). Data not yet on the disk
+        (written, not fsynced) is never written: it is lost, as it would be after a
+        disk error. (``trigger_fs_error`` needs a debug kernel; device-mapper's error
+        target needs dm, which this kind of machine lacks: ext4's ``abort`` mount option
+        is ext4's own way to raise the error.)"""
+        subprocess.run(["mount", "-o", "remount,abort", str(self.mount_point)], check=True)
+
+    def remount(self) -> None:
+        """Unmounted and mounted again: the journal replayed, what reached the disk read."""
+        subprocess.run(["umount", str(self.mount_point)], check=True)
+        self.mount()
+
+
+@contextlib.contextmanager
+def ext4(folder: Path, size: int = 64 << 20) -> Iterator[Ext4]:
+    """An ext4 image of ``size`` bytes in ``folder``, mounted at ``folder/mnt`` with
+    ``errors=remount-ro`` for the block; skips where loop devices cannot be mounted."""
+    if shutil.which("mkfs.ext4") is None:
+        pytest.skip("mkfs.ext4 is not installed (e2fsprogs)")
+    image = folder / "ext4.img"
+    with open(image, "wb") as fh:
+        fh.truncate(size)
+    subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True, capture_output=True)
+    disk = Ext4(image, folder / "mnt")
+    disk.mount_point.mkdir(exist_ok=True)
+    disk.mount()
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk.mount_point)], check=False)
+
+
 def fill(folder: Path) -> Path:
     """Write a file into ``folder`` until its file system is full."""
     filler = folder / "filler"
@@ -77,6 +123,40 @@ def a_database(path: Path) -> Path:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("CREATE TABLE t (x)")
     return path
+
+
+ROWS = 3000
+
+
+def with_books(path: Path) -> list[int]:
+    """ROWS books added to a migrated file, all in the file itself (checkpointed); the
+    pages of the book table's leaves other than the last (the one new books go to)."""
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.executemany(
+            "INSERT INTO book (title, author, published_date, price_cents, version) "
+            "VALUES (?, ?, '2020-01-01', 100, 1)",
+            [(f"title {i} " * 8, f"author {i % 7}") for i in range(ROWS)],
+        )
+        conn.commit()
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        leaves = [
+            row[0]
+            for row in conn.execute(
+                "SELECT pageno FROM dbstat WHERE name = 'book' AND pagetype = 'leaf'"
+                " ORDER BY pageno"
+            )
+        ]
+    return leaves[:-1]
+
+
+def corrupt(path: Path, pages: list[int], page_size: int = 4096) -> None:
+    """Random bytes over ``pages`` (numbered from 1) of the file, on disk."""
+    with open(path, "r+b") as fh:
+        for page in pages:
+            fh.seek((page - 1) * page_size)
+            fh.write(os.urandom(page_size))
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 PROXY = """

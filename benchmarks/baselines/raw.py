@@ -38,7 +38,7 @@ PRAGMAS: Final = (
     "journal_size_limit=16384",
     "foreign_keys=ON",
     "busy_timeout=30000",
-    "synchronous=NORMAL",
+    "synchronous=FULL",
     "cache_size=-8000",
     "temp_store=MEMORY",
 )  # the service's (db.SQLITE_PRAGMAS + Tortoise's)

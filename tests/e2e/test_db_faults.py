@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from faults import a_database, tmpfs, without_dac_override
-from server_process import ROOT
+from faults import a_database, corrupt, tmpfs, with_books, without_dac_override
+from server_process import ROOT, make_token
 
 COMMANDS = (("migrate",), ("token", "list"), ("token", "create", "alice"), ("serve",))
 
@@ -126,3 +126,13 @@ def test_a_corrupt_schema_stops_migrate_with_one_line(tmp_path: Path) -> None:
         fh.seek(100)
         fh.write(os.urandom(4096 - 100))
     one_line(run_main(f"sqlite://{path}", "migrate"), str(path), "corrupt")
+
+
+@pytest.mark.parametrize("check", ["quick", "full"])
+def test_corrupt_pages_stop_serve_with_one_line(tmp_path: Path, check: str) -> None:
+    """The file opens and its schema reads well; the pages of its books do not."""
+    path = tmp_path / "db.sqlite3"
+    make_token(f"sqlite://{path}")
+    corrupt(path, with_books(path))
+    result = run_main(f"sqlite://{path}", "serve", DB_CHECK=check)
+    one_line(result, str(path), "corrupt", f"{check}_check" if check == "quick" else "integrity")
