@@ -62,7 +62,7 @@ def serve(settings: Settings) -> int:
         # never queue on the migration lock; other instances still take that lock.
         from db import migrate
 
-        asyncio.run(migrate(settings.database_url))
+        asyncio.run(migrate(settings.database_url, connect_timeout=settings.db_connect_timeout))
         settings = dataclasses.replace(settings, migrate_on_start=False)
     made = _fresh_metrics_dir()
     loader = AppLoader(factory=partial(create_app, settings, freeze_gc=True, capture_logs=True))
@@ -101,7 +101,12 @@ def _with_db(settings: Settings, job: Callable[[Any], Awaitable[Any]]) -> Any:
     from db import close_db, open_db
 
     async def run() -> Any:
-        backend = await open_db(settings.database_url, pool_min=1, pool_max=2)
+        backend = await open_db(
+            settings.database_url,
+            connect_timeout=settings.db_connect_timeout,
+            pool_min=1,
+            pool_max=2,
+        )
         try:
             return await job(backend)
         finally:
@@ -113,7 +118,7 @@ def _with_db(settings: Settings, job: Callable[[Any], Awaitable[Any]]) -> Any:
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     from db import migrate
 
-    asyncio.run(migrate(settings.database_url))
+    asyncio.run(migrate(settings.database_url, connect_timeout=settings.db_connect_timeout))
     print(f"migrations applied to {settings.database_url}")  # noqa: T201
     return 0
 

@@ -113,6 +113,7 @@ def create_app(
             settings.database_url,
             run_migrations=settings.migrate_on_start,
             statement_timeout=settings.statement_timeout,
+            connect_timeout=settings.db_connect_timeout,
             pool_min=settings.db_pool_min,
             pool_max=settings.db_pool_max,
         )

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from db import check_url
+from db import DEFAULT_CONNECT_TIMEOUT, check_url
 
 DEFAULT_DATABASE_URL: Final = "sqlite://./data/bookshelf.sqlite3"
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -59,6 +59,8 @@ class Settings:
     max_offset: int = 100_000
     # Seconds a database statement may run before it is stopped (answered 503).
     statement_timeout: float = 5.0
+    # Seconds to open a database connection (PostgreSQL: TCP, TLS and its start-up answer).
+    db_connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     extra: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -123,6 +125,7 @@ class Settings:
         kw.update(_bool(env, "MIGRATE_ON_START", "migrate_on_start"))
         kw.update(_int(env, "MAX_OFFSET", "max_offset", 0, 10**12))
         kw.update(_float(env, "STATEMENT_TIMEOUT", "statement_timeout"))
+        kw.update(_float(env, "DB_CONNECT_TIMEOUT", "db_connect_timeout"))
         settings = cls(**kw)  # type: ignore[arg-type]
         if settings.db_pool_min > settings.db_pool_max:
             _fail("DB_POOL_MIN", "must not exceed DB_POOL_MAX")

@@ -69,6 +69,10 @@ ASIDE_FROM: Final = 2_000
 # Estimates (``Backend.count``) and the counts plans are made from (``Backend.planned``)
 # are kept this long per filter in a process: a plan does not need a count to the row.
 KEPT_SECONDS: Final = 30.0
+# Seconds to open a connection to a database server (DB_CONNECT_TIMEOUT): asyncpg's own
+# default, 60 s, left every command and start-up silent for a minute when PostgreSQL
+# accepted TCP and never answered.
+DEFAULT_CONNECT_TIMEOUT: Final = 5.0
 SAMPLE_BLOCKS: Final = 100
 SAMPLE_ROWS: Final = 10_000
 BOUNDED_COUNT: Final = (
@@ -158,9 +162,16 @@ class Backend:
 
     @classmethod
     def connection(
-        cls, url: str, *, pool_min: int, pool_max: int, statement_timeout: float | None
+        cls,
+        url: str,
+        *,
+        pool_min: int,
+        pool_max: int,
+        statement_timeout: float | None,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     ) -> dict[str, Any]:
-        """Tortoise's connection entry (engine and credentials) for ``url``."""
+        """Tortoise's connection entry (engine and credentials) for ``url``; opening a
+        connection takes at most ``connect_timeout`` seconds where there is one to open."""
         raise NotImplementedError
 
     @classmethod

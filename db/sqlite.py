@@ -44,6 +44,7 @@ from db.backend import (
     BOUNDED_COUNT,
     COUNT_EXACT_UP_TO,
     COUNT_SCAN_LIMIT,
+    DEFAULT_CONNECT_TIMEOUT,
     KEPT_SECONDS,
     Backend,
     Kept,
@@ -285,10 +286,17 @@ class SqliteBackend(Backend):
 
     @classmethod
     def connection(
-        cls, url: str, *, pool_min: int, pool_max: int, statement_timeout: float | None
+        cls,
+        url: str,
+        *,
+        pool_min: int,
+        pool_max: int,
+        statement_timeout: float | None,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     ) -> dict[str, Any]:
         # Query parameters of the URL become further pragmas; the time limit is kept by
-        # the backend itself (a progress handler), not by SQLite.
+        # the backend itself (a progress handler), not by SQLite. A file is opened, not
+        # connected to: no connect timeout.
         extra = dict(parse_qsl(url.split("?", 1)[1])) if "?" in url else {}
         credentials = {"file_path": sqlite_path(url) or "", **SQLITE_PRAGMAS, **extra}
         return {"engine": "tortoise.backends.sqlite", "credentials": credentials}
