@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -126,3 +127,15 @@ def tcp_proxy(port: int, host: str, target: int) -> Iterator[subprocess.Popen[st
         process.wait()
         if process.stdout is not None:
             process.stdout.close()
+
+
+@contextlib.contextmanager
+def frozen(proxy: subprocess.Popen[str]) -> Iterator[None]:
+    """``proxy`` stopped (SIGSTOP) for the block: the kernel still completes its TCP
+    handshakes, but nothing answers, on new connections or on those already open; a
+    database server that freezes, or a network that drops its packets, looks so."""
+    proxy.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        proxy.send_signal(signal.SIGCONT)
