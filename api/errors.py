@@ -316,7 +316,7 @@ def _from_sanic(request: Request | None, exc: Exception) -> APIError | None:
 
 def _api_error(request: Request | None, exc: Exception) -> APIError | None:
     if isinstance(exc, APIError):
-        if isinstance(exc, BodyOutOfMemory):
+        if isinstance(exc, (BodyOutOfMemory, OutOfMemory)):
             _log_out_of_memory(request, exc)
         return exc
     if isinstance(exc, MemoryError):
