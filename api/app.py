@@ -110,6 +110,7 @@ def create_app(
     Extend(app, extensions=[OpenAPIExtension, HTTPExtension], built_in_extensions=False)
     observability.register(app)
     if memory.limited():  # allocations can fail here: none is started without room
+        memory.contain()
         app.register_middleware(_room_for_request, "request", priority=1000)
     ratelimit.register(app)
     books.register(app)

@@ -38,11 +38,25 @@ def _strict_overcommit() -> bool:
 
 
 _STRICT: Final = _strict_overcommit()
+_M_ARENA_MAX: Final = -8  # glibc's malloc.h
 
 
 def limited() -> bool:
     """Whether an allocation of this process can fail (and so must be checked for)."""
     return _STRICT or resource.getrlimit(resource.RLIMIT_AS)[0] != resource.RLIM_INFINITY
+
+
+def contain() -> None:
+    """Where allocations can fail: one C heap (glibc's arena) for every thread.
+
+    glibc answers a failed allocation by retrying in another arena, making one if it can:
+    each new arena reserves 64 MiB of address space, kept for the life of the process.
+    Under RLIMIT_AS, one body too large to fit took the room of every request after it
+    (503 for good); the environment's MALLOC_ARENA_MAX=1 does the same as this.
+    """
+    if limited():
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None).mallopt(_M_ARENA_MAX, 1)
 
 
 def _fits(nbytes: int) -> bool:

@@ -89,9 +89,9 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 20.0) -> int:
     return process.returncode
 
 
-def start_server(tmp_path: Path, env: dict[str, str] | None = None) -> Server:
+def start_server(tmp_path: Path, env: dict[str, str] | None = None, **popen: Any) -> Server:
     """`main.py serve` in a session of its own, ready (every worker up); the caller stops it
-    (``stop(server.process)``)."""
+    (``stop(server.process)``). ``popen``: more of Popen's arguments (``preexec_fn``)."""
     port = free_port()
     full_env = {
         **os.environ,
@@ -111,6 +111,7 @@ def start_server(tmp_path: Path, env: dict[str, str] | None = None) -> Server:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            **popen,
         )
     server = Server(process, port, log_path)
     try:
@@ -122,8 +123,10 @@ def start_server(tmp_path: Path, env: dict[str, str] | None = None) -> Server:
 
 
 @contextlib.contextmanager
-def running_server(tmp_path: Path, env: dict[str, str] | None = None) -> Iterator[Server]:
-    server = start_server(tmp_path, env)
+def running_server(
+    tmp_path: Path, env: dict[str, str] | None = None, **popen: Any
+) -> Iterator[Server]:
+    server = start_server(tmp_path, env, **popen)
     try:
         yield server
     finally:
