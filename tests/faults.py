@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -139,3 +140,11 @@ def frozen(proxy: subprocess.Popen[str]) -> Iterator[None]:
         yield
     finally:
         proxy.send_signal(signal.SIGCONT)
+
+
+def proxied(url: str, port: int) -> str:
+    """``url`` with its host and port replaced by the proxy's, 127.0.0.1:``port``."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)
+    host = f"127.0.0.1:{port}"
+    return urlunsplit(parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host))

@@ -23,10 +23,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from backends import TEST_DATABASE_URL, PostgresSchema
-from faults import frozen, tcp_proxy
+from faults import frozen, proxied, tcp_proxy
 from server_process import BOOK, ROOT, Server, free_port, make_token, readyz, running_server, stop
 from test_db_faults import one_line, run_main
-from test_db_outage_log import through
 
 COMMANDS = (("migrate",), ("token", "create", "alice"), ("seed", "--count", "10"), ("serve",))
 UNAVAILABLE = {"detail": "Service temporarily unavailable, try again later."}
@@ -116,7 +115,7 @@ def test_a_database_frozen_while_serving_is_answered_503(
     postgres.reset()
     target = urlsplit(postgres.url)
     port = free_port()
-    url = through(postgres.url, port)
+    url = proxied(postgres.url, port)
     env = {
         "DATABASE_URL": url,
         "MIGRATE_ON_START": "false",
