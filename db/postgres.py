@@ -211,9 +211,10 @@ class PostgresBackend(Backend):
         pool), each statement's answer is awaited at most ``statement_timeout +
         connect_timeout`` seconds (asyncpg's ``command_timeout``): PostgreSQL stops a
         statement at ``statement_timeout`` itself, but a server that stops answering
-        (frozen, a network that drops packets) never says so. Past it asyncpg raises
-        TimeoutError, asks the server to cancel the statement (in at most as long again)
-        and closes the connection when it cannot."""
+        (frozen, a network that drops packets) never says so. Past it asyncpg asks the
+        server to cancel the statement, waits for that as long again at most (the pool
+        takes the connection back only then) and closes the connection when it cannot,
+        then raises TimeoutError: a request learns within twice the bound."""
         parts = urlsplit(url)
         credentials: dict[str, Any] = {
             "host": unquote(parts.hostname or "127.0.0.1"),
