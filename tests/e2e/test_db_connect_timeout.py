@@ -109,9 +109,10 @@ def test_a_database_frozen_while_serving_is_answered_503(
     tmp_path: Path, postgres: PostgresSchema
 ) -> None:
     """PostgreSQL's statement_timeout cannot stop what a frozen server never reads: the
-    pool's own bound (STATEMENT_TIMEOUT + DB_CONNECT_TIMEOUT, here 2 s) ends the wait for
-    the answer, well inside RESPONSE_TIMEOUT (30 s, whose answer is "Request timed out.").
-    Once the server answers again, so does bookshelf."""
+    pool's own bound (STATEMENT_TIMEOUT + DB_CONNECT_TIMEOUT, here 2 s, and as long again
+    for the cancel request) ends the wait for the answer, well inside RESPONSE_TIMEOUT
+    (30 s, whose answer is "Request timed out."). Once the server answers again, so does
+    bookshelf."""
     postgres.reset()
     target = urlsplit(postgres.url)
     port = free_port()
