@@ -63,7 +63,7 @@ def serve(settings: Settings) -> int:
         # never queue on the migration lock; other instances still take that lock.
         from db import migrate
 
-        asyncio.run(migrate(settings.database_url))
+        asyncio.run(migrate(settings.database_url, connect_timeout=settings.db_connect_timeout))
         settings = dataclasses.replace(settings, migrate_on_start=False)
     # From here a stop signal is remembered until the worker manager can act on it, and
     # Sanic's state process starts with SIGTERM ignored (StopLatch says why).
@@ -104,7 +104,12 @@ def _with_db(settings: Settings, job: Callable[[Any], Awaitable[Any]]) -> Any:
     from db import close_db, open_db
 
     async def run() -> Any:
-        backend = await open_db(settings.database_url, pool_min=1, pool_max=2)
+        backend = await open_db(
+            settings.database_url,
+            connect_timeout=settings.db_connect_timeout,
+            pool_min=1,
+            pool_max=2,
+        )
         try:
             return await job(backend)
         finally:
@@ -116,7 +121,7 @@ def _with_db(settings: Settings, job: Callable[[Any], Awaitable[Any]]) -> Any:
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     from db import migrate
 
-    asyncio.run(migrate(settings.database_url))
+    asyncio.run(migrate(settings.database_url, connect_timeout=settings.db_connect_timeout))
     print(f"migrations applied to {settings.database_url}")  # noqa: T201
     return 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 from types import SimpleNamespace
+from typing import Any
 
 import orjson
 from sanic import Sanic
@@ -11,8 +12,8 @@ from sanic_ext import Extend
 from sanic_ext.extensions.http.extension import HTTPExtension
 from sanic_ext.extensions.openapi.extension import OpenAPIExtension
 
-from api import books, logs, observability, openapi, ops, ratelimit, workers
-from api.errors import APIErrorHandler
+from api import books, logs, memory, observability, openapi, ops, ratelimit, workers
+from api.errors import APIErrorHandler, BodyOutOfMemory, OutOfMemory
 from api.settings import Settings
 from db import close_db, open_db
 
@@ -33,6 +34,14 @@ async def freeze_startup_objects(app: Sanic) -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+def _room_for_request(request: Any) -> None:
+    """Out of memory, the request is refused before anything is done for it (a worker
+    whose orjson ran out would crash with every request it holds)."""
+    if not memory.room(memory.REQUEST_ROOM):
+        # Its body took the room (at least a megabyte of it): a smaller one may fit.
+        raise BodyOutOfMemory() if len(request.body) >= 1 << 20 else OutOfMemory()
 
 
 def create_app(
@@ -100,6 +109,9 @@ def create_app(
     # which answers a signal on every request (http.routing.after) that no route needs.
     Extend(app, extensions=[OpenAPIExtension, HTTPExtension], built_in_extensions=False)
     observability.register(app)
+    if memory.limited():  # allocations can fail here: none is started without room
+        memory.contain()
+        app.register_middleware(_room_for_request, "request", priority=1000)
     ratelimit.register(app)
     books.register(app)
     openapi.register(app)
@@ -114,6 +126,7 @@ def create_app(
             run_migrations=settings.migrate_on_start,
             statement_timeout=settings.statement_timeout,
             synchronous=settings.sqlite_synchronous,
+            connect_timeout=settings.db_connect_timeout,
             pool_min=settings.db_pool_min,
             pool_max=settings.db_pool_max,
         )

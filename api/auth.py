@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from sanic import Request
 
-from api.errors import APIError, AuthenticationFailed, NotAuthenticated
+from api.errors import APIError, AuthenticationFailed, BodyOutOfMemory, NotAuthenticated
 from db import tokens
 
 _SCHEMES = ("token", "bearer")
@@ -52,6 +52,8 @@ async def write_input(request: Request, parse: Callable[[], T]) -> tuple[str, T]
     key = write_key(request)
     try:
         value = parse()
+    except MemoryError:
+        raise BodyOutOfMemory() from None  # nothing was sent to the database
     except APIError:
         if not await request.app.ctx.db.token_is_active(key):
             raise AuthenticationFailed() from None

@@ -22,6 +22,9 @@ a JSON response.
  507   StorageFault            ... because its disk is full
  503   OutcomeUnknown          db/'s OutcomeUnknownError: the write may have been stored
  503   StatementTimeout        a statement ran past STATEMENT_TIMEOUT; ``Retry-After: 5``
+ 413   BodyOutOfMemory         MemoryError reading or parsing the body; ``Retry-After: 5``
+ 503   OutOfMemory             MemoryError anywhere else; ``Retry-After: 5``; a write's
+                               detail says it may have been stored
  4xx                           any other client error Sanic raises: its status and text
  500                           anything else: opaque, with the request id, logged once
 =====  ======================  ======================================================
@@ -30,7 +33,8 @@ api/ raises its classes where the error happens. db/ never imports Sanic: it rai
 own errors, answered as the API error that ``FROM_DB`` names; a failed statement whose
 cause is the database's storage (``db.health``: disk full, read-only, corrupt, the file
 gone) is a ``StorageFault``; a statement stopped at ``STATEMENT_TIMEOUT`` is a
-``StatementTimeout``; Sanic's own are answered as the one ``_from_sanic`` names.
+``StatementTimeout``; Sanic's own are answered as the one ``_from_sanic`` names. A
+``MemoryError`` is answered by ``out_of_memory``, never as a 500.
 """
 
 from __future__ import annotations
@@ -255,6 +259,67 @@ class IdempotencyMismatch(APIError):
     default_detail = IDEMPOTENCY_MISMATCH
 
 
+# -- running out of memory -------------------------------------------------------------
+OUT_OF_MEMORY: Final = "The server ran out of memory for this request; try again later."
+OUT_OF_MEMORY_BODY: Final = (
+    "The server ran out of memory reading this request's body; nothing was stored. Send a"
+    " smaller body (fewer books per request), or try again later."
+)
+OUT_OF_MEMORY_WRITE: Final = (
+    "The server ran out of memory handling this write, which may have been stored: check"
+    " before sending it again, or send it again with the same Idempotency-Key."
+)
+_SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class OutOfMemory(APIError):
+    status_code = 503
+
+    def __init__(self, detail: str = OUT_OF_MEMORY) -> None:
+        super().__init__(detail, headers={"Retry-After": "5"})
+
+
+class BodyOutOfMemory(APIError):
+    """Raised where a write's body is parsed and validated (``api.auth.write_input``):
+    nothing has been sent to the database yet."""
+
+    status_code = 413
+
+    def __init__(self) -> None:
+        super().__init__(OUT_OF_MEMORY_BODY, headers={"Retry-After": "5"})
+
+
+def _body_unread(request: Request) -> bool:
+    """Whether a body was sent that Sanic has not finished reading (it reads the whole body
+    before the handler runs: a MemoryError there leaves ``request.body`` empty)."""
+    if request.body:
+        return False
+    headers = request.headers
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        return True
+    length = headers.get("content-length", "0").strip()
+    return length.isdigit() and int(length) > 0
+
+
+def out_of_memory(request: Request | None) -> APIError:
+    """The answer to a MemoryError, logged as one line (no traceback: formatting one needs
+    memory too). A write that got past its body may have been committed before memory ran
+    out (building its answer, say): its answer never says that nothing was stored."""
+    if request is None or request.method in _SAFE_METHODS:
+        error: APIError = OutOfMemory()
+    elif _body_unread(request):
+        error = BodyOutOfMemory()
+    else:
+        error = OutOfMemory(OUT_OF_MEMORY_WRITE)
+    _log_out_of_memory(request, error)
+    return error
+
+
+def _log_out_of_memory(request: Request | None, error: APIError) -> None:
+    rid = request_id(request) if request is not None else ""
+    log.warning("out of memory: answered %s", error.status_code, extra={"request_id": rid})
+
+
 # db/'s errors, each answered as an API error (the first that matches).
 FROM_DB: Final[tuple[tuple[type[DatabaseError], type[APIError]], ...]] = (
     (TokenRejectedError, AuthenticationFailed),
@@ -295,7 +360,11 @@ def _from_sanic(request: Request | None, exc: Exception) -> APIError | None:
 
 def _api_error(request: Request | None, exc: Exception) -> APIError | None:
     if isinstance(exc, APIError):
+        if isinstance(exc, (BodyOutOfMemory, OutOfMemory)):
+            _log_out_of_memory(request, exc)
         return exc
+    if isinstance(exc, MemoryError):
+        return out_of_memory(request)
     if isinstance(exc, DatabaseError):
         if isinstance(exc, StatementTimeoutError):
             return StatementTimeout(exc)

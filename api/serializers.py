@@ -16,6 +16,7 @@ import orjson
 
 from api import errors as e
 from api.errors import ParseError, UnsupportedMediaType, ValidationError
+from api.memory import room_to_parse
 from db.query import BookValues
 from db.schema import WRITABLE, parse_date
 
@@ -37,6 +38,13 @@ def _stdlib_loads(body: bytes) -> Any:
     return stdjson.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
 
 
+def _parsed_by_stdlib(body: bytes) -> Any:
+    try:
+        return _stdlib_loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise ParseError(f"JSON parse error - {_short(exc)}") from None
+
+
 def _has_float_price(data: Any) -> bool:
     if isinstance(data, dict):
         return isinstance(data.get("price"), float)
@@ -54,15 +62,16 @@ def parse_body(content_type: str | None, body: bytes) -> Any:
         media.startswith("application/") and media.endswith("+json")
     ):
         raise UnsupportedMediaType(media)
+    if not room_to_parse(len(body)):
+        # orjson would crash the worker out of memory; the standard library raises
+        # MemoryError (answered 413) or parses in less.
+        return _parsed_by_stdlib(body)
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
         # orjson refuses some valid JSON (integers past 64 bits): ask the standard
         # library, whose message is also the one DRF gives.
-        try:
-            return _stdlib_loads(body)
-        except (ValueError, RecursionError) as exc:
-            raise ParseError(f"JSON parse error - {_short(exc)}") from None
+        return _parsed_by_stdlib(body)
     if _has_float_price(data):
         data = _stdlib_loads(body)
     return data

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from db import check_url
+from db import DEFAULT_CONNECT_TIMEOUT, check_url
 from db.preflight import DB_CHECKS
 from db.sqlite import SYNCHRONOUS_LEVELS
 
@@ -69,6 +69,8 @@ class Settings:
     sqlite_synchronous: str = "FULL"
     # What ``serve`` checks of the database's pages before it starts (``db.preflight``).
     db_check: str = "quick"
+    # Seconds to open a database connection (PostgreSQL: TCP, TLS and its start-up answer).
+    db_connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     extra: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -147,6 +149,7 @@ class Settings:
             if check not in DB_CHECKS:
                 _fail("DB_CHECK", f"{env['DB_CHECK']!r} is not quick, full or off")
             kw["db_check"] = check
+        kw.update(_float(env, "DB_CONNECT_TIMEOUT", "db_connect_timeout"))
         settings = cls(**kw)  # type: ignore[arg-type]
         if settings.db_pool_min > settings.db_pool_max:
             _fail("DB_POOL_MIN", "must not exceed DB_POOL_MAX")

@@ -13,12 +13,13 @@ from tortoise.connection import get_connections
 from tortoise.migrations.api.migrate import migrate as tortoise_migrate
 
 from db import health
-from db.backend import Backend
+from db.backend import DEFAULT_CONNECT_TIMEOUT, Backend
 from db.errors import DatabaseUnavailableError
 from db.postgres import MIGRATION_LOCK_KEY, PostgresBackend
 from db.sqlite import SqliteBackend, sqlite_path
 
 __all__ = [
+    "DEFAULT_CONNECT_TIMEOUT",
     "MIGRATION_LOCK_KEY",
     "Backend",
     "build_config",
@@ -62,6 +63,7 @@ def build_config(
     pool_max: int = 10,
     statement_timeout: float | None = None,
     synchronous: str | None = None,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
 ) -> dict[str, Any]:
     """Tortoise's configuration for ``url`` (its connection made by the URL's backend;
     ``synchronous``: SQLite's pragma, None for the durable default)."""
@@ -71,6 +73,7 @@ def build_config(
         pool_max=pool_max,
         statement_timeout=statement_timeout,
         synchronous=synchronous,
+        connect_timeout=connect_timeout,
     )
     return {
         "connections": {"default": connection},
@@ -84,17 +87,18 @@ def build_config(
     }
 
 
-async def migrate(url: str) -> None:
+async def migrate(url: str, *, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT) -> None:
     """Apply every pending migration; safe when several processes call it at once.
 
     Each caller takes a lock (a file lock beside an SQLite file, an advisory lock on
     PostgreSQL), then applies what is still pending: the first one migrates, the others
-    wait and find nothing left to do.
+    wait and find nothing left to do. A connection not opened within ``connect_timeout``
+    seconds: ConnectTimeoutError.
     """
     kind = _backend_class(url)
     kind.prepare(url)
     # A small pool: migrations run one statement at a time.
-    config = build_config(url, pool_min=1, pool_max=2)
+    config = build_config(url, pool_min=1, pool_max=2, connect_timeout=connect_timeout)
     async with kind.migration_lock(url, config["connections"]["default"]):
         try:
             await tortoise_migrate(config=config)
@@ -108,14 +112,16 @@ async def open_db(
     run_migrations: bool = True,
     statement_timeout: float | None = None,
     synchronous: str | None = None,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     **pool: int,
 ) -> Backend:
     """Open the database of ``url`` (migrated first unless told not to) and return its
     backend, through which every statement goes; a statement that runs longer than
-    ``statement_timeout`` seconds is stopped (StatementTimeoutError); ``synchronous``:
+    ``statement_timeout`` seconds is stopped (StatementTimeoutError), a connection not
+    opened within ``connect_timeout`` seconds is ConnectTimeoutError; ``synchronous``:
     SQLite's pragma (SQLITE_SYNCHRONOUS), None for FULL."""
     if run_migrations:
-        await migrate(url)
+        await migrate(url, connect_timeout=connect_timeout)
     else:
         _backend_class(url).prepare(url)
     # Tortoise caches each model's INSERT/UPDATE/DELETE text per process, keyed by the
@@ -124,7 +130,11 @@ async def open_db(
     EXECUTOR_CACHE.clear()
     # Sanic runs listeners and requests in different tasks: the context must be global.
     config = build_config(
-        url, statement_timeout=statement_timeout, synchronous=synchronous, **pool
+        url,
+        statement_timeout=statement_timeout,
+        synchronous=synchronous,
+        connect_timeout=connect_timeout,
+        **pool,
     )
     await Tortoise.init(config=config, _enable_global_fallback=True)
     backend = _backend_class(url)(get_connections())

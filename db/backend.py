@@ -73,6 +73,10 @@ ASIDE_FROM: Final = 2_000
 # Estimates (``Backend.count``) and the counts plans are made from (``Backend.planned``)
 # are kept this long per filter in a process: a plan does not need a count to the row.
 KEPT_SECONDS: Final = 30.0
+# Seconds to open a connection to a database server (DB_CONNECT_TIMEOUT): asyncpg's own
+# default, 60 s, left every command and start-up silent for a minute when PostgreSQL
+# accepted TCP and never answered.
+DEFAULT_CONNECT_TIMEOUT: Final = 5.0
 SAMPLE_BLOCKS: Final = 100
 SAMPLE_ROWS: Final = 10_000
 BOUNDED_COUNT: Final = (
@@ -169,10 +173,12 @@ class Backend:
         pool_max: int,
         statement_timeout: float | None,
         synchronous: str | None = None,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     ) -> dict[str, Any]:
         """Tortoise's connection entry (engine and credentials) for ``url``;
         ``synchronous``: SQLite's pragma of that name (SQLITE_SYNCHRONOUS), None for its
-        default."""
+        default; opening a connection takes at most ``connect_timeout`` seconds where
+        there is one to open."""
         raise NotImplementedError
 
     @classmethod

@@ -19,6 +19,15 @@ class DatabaseUnavailableError(DatabaseError):
     """The database cannot be reached."""
 
 
+class ConnectTimeoutError(DatabaseUnavailableError):
+    """No connection to the database within the connect timeout (DB_CONNECT_TIMEOUT): a
+    server that accepts TCP but does not answer. Nothing was sent to it."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"no connection within {seconds:g} s (DB_CONNECT_TIMEOUT)")
+        self.seconds = seconds
+
+
 class TokenRejectedError(DatabaseError):
     """The write's token is unknown or revoked: nothing was written."""
 

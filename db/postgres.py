@@ -30,6 +30,7 @@ from db.backend import (
     ASIDE_FROM,
     BOUNDED_COUNT,
     COUNT_SCAN_LIMIT,
+    DEFAULT_CONNECT_TIMEOUT,
     KEPT_SECONDS,
     Backend,
     Kept,
@@ -38,7 +39,12 @@ from db.backend import (
     RowBatches,
     is_open,
 )
-from db.errors import DatabaseUnavailableError, OutcomeUnknownError, StatementTimeoutError
+from db.errors import (
+    ConnectTimeoutError,
+    DatabaseUnavailableError,
+    OutcomeUnknownError,
+    StatementTimeoutError,
+)
 from db.idempotency import Fetch
 from db.query import BookFilter, BookJSON, Page, PageQuery
 
@@ -78,8 +84,16 @@ def _one_line(exc: BaseException) -> str:
 # One key per database: every instance's migrations (whatever its schema) queue on it,
 # which also serialises CREATE EXTENSION, a database-wide catalog change.
 MIGRATION_LOCK_KEY: Final = 727274
-# Credentials Tortoise consumes itself; the rest are asyncpg connect()/create_pool() options.
-_TORTOISE_ONLY: Final = ("minsize", "maxsize", "schema", "application_name", "server_settings")
+# Credentials Tortoise consumes itself, and create_pool()'s own ``connect``; the rest are
+# asyncpg connect() options.
+_TORTOISE_ONLY: Final = (
+    "minsize",
+    "maxsize",
+    "schema",
+    "application_name",
+    "server_settings",
+    "connect",
+)
 _COLUMNS: Final = ["id", "title", "author", "published_date", "price_cents", "version"]
 # A match found through a search's trigram index and sorted costs about this many index
 # entries walked (its row is fetched from the table; ``PostgresBackend._sorts``).
@@ -116,6 +130,20 @@ _SEARCH_COUNT: Final = (
     " AND NOT author = ANY (ARRAY(SELECT author FROM book_author_count"
     " WHERE author ILIKE ? ESCAPE '\\')) LIMIT ?) AS m) AS titles"
 )
+
+
+async def connect(*args: Any, timeout: float, **kwargs: Any) -> asyncpg.Connection:
+    """``asyncpg.connect``, its time limit (TCP, TLS, the server's start-up answer) past
+    which ConnectTimeoutError says that nothing was sent. Every connection bookshelf opens
+    comes from here: the pool's (its ``connect``), the migration lock's.
+
+    asyncpg reports both a connection not made in time and a statement not answered in
+    time (``command_timeout``) as TimeoutError; only the second may have run.
+    """
+    try:
+        return await asyncpg.connect(*args, timeout=timeout, **kwargs)
+    except TimeoutError:
+        raise ConnectTimeoutError(timeout) from None
 
 
 _INFINITE_DATES: Final = {dt.date.min: "-infinity", dt.date.max: "infinity"}
@@ -199,8 +227,18 @@ class PostgresBackend(Backend):
         pool_max: int,
         statement_timeout: float | None,
         synchronous: str | None = None,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     ) -> dict[str, Any]:
-        # ``synchronous`` is SQLite's: PostgreSQL commits durably (synchronous_commit=on).
+        """Tortoise's asyncpg pool for ``url``: each connection opened within
+        ``connect_timeout`` seconds (``connect``). With a statement time limit (a server's
+        pool), each statement's answer is awaited at most ``statement_timeout +
+        connect_timeout`` seconds (asyncpg's ``command_timeout``): PostgreSQL stops a
+        statement at ``statement_timeout`` itself, but a server that stops answering
+        (frozen, a network that drops packets) never says so. Past it asyncpg asks the
+        server to cancel the statement, waits for that as long again at most (the pool
+        takes the connection back only then) and closes the connection when it cannot,
+        then raises TimeoutError: a request learns within twice the bound. (``synchronous``
+        is SQLite's: PostgreSQL commits durably, synchronous_commit=on.)"""
         parts = urlsplit(url)
         credentials: dict[str, Any] = {
             "host": unquote(parts.hostname or "127.0.0.1"),
@@ -210,6 +248,8 @@ class PostgresBackend(Backend):
             "database": unquote(parts.path.lstrip("/")) or "postgres",
             "minsize": pool_min,
             "maxsize": pool_max,
+            "connect": connect,
+            "timeout": connect_timeout,
         }
         # Query parameters pass through: ?schema=NAME (Tortoise sets the search_path),
         # ?ssl=require, ?host=/run/postgresql, ... libpq's sslmode is asyncpg's ssl.
@@ -226,6 +266,7 @@ class PostgresBackend(Backend):
         if statement_timeout is not None:  # on every connection of the pool
             milliseconds = max(1, round(statement_timeout * 1000))
             settings["statement_timeout"] = str(milliseconds)
+            credentials["command_timeout"] = statement_timeout + connect_timeout
         credentials["server_settings"] = settings
         return {"engine": "tortoise.backends.asyncpg", "credentials": credentials}
 
@@ -244,7 +285,7 @@ class PostgresBackend(Backend):
         """
         credentials = connection["credentials"]
         options = {k: v for k, v in credentials.items() if k not in _TORTOISE_ONLY}
-        conn = await asyncpg.connect(**options)
+        conn = await connect(**options)
         try:
             await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
             try:

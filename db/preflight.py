@@ -26,7 +26,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 
-from db.errors import DatabaseConfigError, DatabaseUnavailableError
+from db.errors import ConnectTimeoutError, DatabaseConfigError, DatabaseUnavailableError
 from db.health import fault_of
 
 # DB_CHECK's values, and how long the quick one may run (past it the rest is unchecked).
@@ -121,6 +121,15 @@ def _redacted(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+def _connect_timeout(exc: BaseException | None) -> ConnectTimeoutError | None:
+    """The ConnectTimeoutError ``exc`` is, or that caused it (Tortoise may wrap it)."""
+    for _ in range(8):
+        if exc is None or isinstance(exc, ConnectTimeoutError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def describe(exc: BaseException, url: str) -> str | None:
     """One line for a database problem a command met (bad file, server down, wrong
     password, no such database), else None: a bug, whose traceback is wanted."""
@@ -131,6 +140,13 @@ def describe(exc: BaseException, url: str) -> str | None:
     fault = fault_of(exc, record=False)
     if fault is not None:
         return f"{_redacted(url)}: {fault}"
+    timeout = _connect_timeout(exc)
+    if timeout is not None:
+        return (
+            f"the database at {_redacted(url)} did not answer a connection within "
+            f"{timeout.seconds:g} s (DB_CONNECT_TIMEOUT); check that it is running and that "
+            "DATABASE_URL is right, or raise DB_CONNECT_TIMEOUT"
+        )
     if isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError):
         return f"{_redacted(url)}: the server refused the credentials ({exc}); fix DATABASE_URL"
     if isinstance(exc, asyncpg.InvalidCatalogNameError):

@@ -44,6 +44,7 @@ from db.backend import (
     BOUNDED_COUNT,
     COUNT_EXACT_UP_TO,
     COUNT_SCAN_LIMIT,
+    DEFAULT_CONNECT_TIMEOUT,
     KEPT_SECONDS,
     Backend,
     Kept,
@@ -311,10 +312,12 @@ class SqliteBackend(Backend):
         pool_max: int,
         statement_timeout: float | None,
         synchronous: str | None = None,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     ) -> dict[str, Any]:
         # Query parameters of the URL become further pragmas; the time limit is kept by
         # the backend itself (a progress handler), not by SQLite. The connection that
-        # counts (``_open_counter``) takes the same pragmas, and only reads.
+        # counts (``_open_counter``) takes the same pragmas, and only reads. A file is
+        # opened, not connected to: no connect timeout.
         extra = dict(parse_qsl(url.split("?", 1)[1])) if "?" in url else {}
         pragmas = {**SQLITE_PRAGMAS, **({"synchronous": synchronous} if synchronous else {})}
         credentials = {"file_path": sqlite_path(url) or "", **pragmas, **extra}

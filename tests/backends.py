@@ -62,7 +62,7 @@ class _Loop:
 
 def _connect_options(url: str, schema: str | None) -> dict[str, Any]:
     credentials = dict(build_config(url)["connections"]["default"]["credentials"])
-    for key in ("minsize", "maxsize", "schema", "application_name"):
+    for key in ("minsize", "maxsize", "schema", "application_name", "connect"):
         credentials.pop(key, None)
     if schema:
         credentials["server_settings"] = {"search_path": schema}

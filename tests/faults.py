@@ -6,12 +6,14 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -206,3 +208,23 @@ def tcp_proxy(port: int, host: str, target: int) -> Iterator[subprocess.Popen[st
         process.wait()
         if process.stdout is not None:
             process.stdout.close()
+
+
+@contextlib.contextmanager
+def frozen(proxy: subprocess.Popen[str]) -> Iterator[None]:
+    """``proxy`` stopped (SIGSTOP) for the block: the kernel still completes its TCP
+    handshakes, but nothing answers, on new connections or on those already open; a
+    database server that freezes, or a network that drops its packets, looks so."""
+    proxy.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        proxy.send_signal(signal.SIGCONT)
+
+
+def proxied(url: str, port: int) -> str:
+    """``url`` with its host and port replaced by the proxy's, 127.0.0.1:``port``."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)
+    host = f"127.0.0.1:{port}"
+    return urlunsplit(parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host))

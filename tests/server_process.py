@@ -90,10 +90,14 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 20.0) -> int:
 
 
 def launch_server(
-    tmp_path: Path, env: dict[str, str] | None = None, prefix: Sequence[str] = ()
+    tmp_path: Path,
+    env: dict[str, str] | None = None,
+    prefix: Sequence[str] = (),
+    **popen: Any,
 ) -> Server:
     """`main.py serve` in a session of its own, not waited for; ``prefix`` runs it through
-    another command (a shell that `exec`s it). The caller stops it (``stop``)."""
+    another command (a shell that `exec`s it); ``popen``: more of Popen's arguments
+    (``preexec_fn``). The caller stops it (``stop``)."""
     port = free_port()
     full_env = {
         **os.environ,
@@ -113,16 +117,20 @@ def launch_server(
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            **popen,
         )
     return Server(process, port, log_path)
 
 
 def start_server(
-    tmp_path: Path, env: dict[str, str] | None = None, prefix: Sequence[str] = ()
+    tmp_path: Path,
+    env: dict[str, str] | None = None,
+    prefix: Sequence[str] = (),
+    **popen: Any,
 ) -> Server:
     """`main.py serve` in a session of its own, ready (every worker up); the caller stops it
-    (``stop(server.process)``)."""
-    server = launch_server(tmp_path, env, prefix)
+    (``stop(server.process)``). ``prefix`` and ``popen`` as for ``launch_server``."""
+    server = launch_server(tmp_path, env, prefix, **popen)
     try:
         wait_ready(server, int((env or {}).get("WORKERS", "1")))
     except BaseException:
@@ -155,8 +163,10 @@ def pid_alive(pid: int) -> bool:
 
 
 @contextlib.contextmanager
-def running_server(tmp_path: Path, env: dict[str, str] | None = None) -> Iterator[Server]:
-    server = start_server(tmp_path, env)
+def running_server(
+    tmp_path: Path, env: dict[str, str] | None = None, **popen: Any
+) -> Iterator[Server]:
+    server = start_server(tmp_path, env, **popen)
     try:
         yield server
     finally:

@@ -33,7 +33,7 @@ def main_py(args: list[str], database_url: str, timeout: float = 600) -> str:
 def _pg_options(url: str) -> dict[str, Any]:
     credentials = dict(build_config(url)["connections"]["default"]["credentials"])
     schema = credentials.pop("schema", None)
-    for key in ("minsize", "maxsize", "application_name"):
+    for key in ("minsize", "maxsize", "application_name", "connect"):
         credentials.pop(key, None)
     if schema:
         credentials["server_settings"] = {"search_path": schema}

@@ -71,6 +71,8 @@ def test_workers_auto_is_the_cpu_count() -> None:
         ("STATEMENT_TIMEOUT", "0"),
         ("STATEMENT_TIMEOUT", "5s"),
         ("WORKER_HEARTBEAT_TIMEOUT", "0"),
+        ("DB_CONNECT_TIMEOUT", "0"),
+        ("DB_CONNECT_TIMEOUT", "forever"),
     ],
 )
 def test_a_bad_value_names_the_variable(name: str, value: str) -> None:
@@ -85,6 +87,11 @@ def test_offset_depth_and_statement_time_limit() -> None:
     assert (Settings().max_offset, Settings().statement_timeout) == (100_000, 5.0)
     settings = Settings.from_env({"MAX_OFFSET": "5000", "STATEMENT_TIMEOUT": "0.25"})
     assert (settings.max_offset, settings.statement_timeout) == (5000, 0.25)
+
+
+def test_connect_timeout() -> None:
+    assert Settings().db_connect_timeout == 5.0
+    assert Settings.from_env({"DB_CONNECT_TIMEOUT": "0.5"}).db_connect_timeout == 0.5
 
 
 def test_pool_min_above_max_is_refused() -> None:
