@@ -14,6 +14,7 @@ from typing import TypeVar
 from sanic import Request
 
 from api.errors import APIError, AuthenticationFailed, BodyOutOfMemory, NotAuthenticated
+from db import health as db_health
 from db import tokens
 
 _SCHEMES = ("token", "bearer")
@@ -49,6 +50,11 @@ async def write_input(request: Request, parse: Callable[[], T]) -> tuple[str, T]
     checks it in its own statement. Only a refused input costs a lookup, so that an
     invalid token still gets 401 rather than the input's 400.
     """
+    fault = db_health.stopped()
+    if fault is not None:
+        # A corrupt page, an I/O error or the file gone stopped writes (in this worker or
+        # another of the instance): 503 before anything is read or written.
+        raise fault
     key = write_key(request)
     try:
         value = parse()

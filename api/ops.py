@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-from typing import Any, Final
+from typing import Any
 
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, raw
@@ -14,9 +14,6 @@ from api.errors import allow_header
 from api.openapi import describe
 from api.responses import json
 from db import health as db_health
-
-# The methods that write; answered 503 at once while a fault stops writes (``stop_writes``).
-WRITES: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 @describe(
@@ -100,16 +97,6 @@ def add_options_routes(app: Any) -> None:
         app.add_route(options, f"/{path}", methods=["OPTIONS"], name=f"options_{index}")
 
 
-async def stop_writes(request: Request) -> None:
-    """A write while a corrupt page, an I/O error or a file gone has stopped writes (in this
-    worker or another of the instance: ``db.health.stopped``) is answered 503 before it
-    starts, so nothing is written to a file known to be damaged."""
-    if request.method in WRITES:
-        fault = db_health.stopped()
-        if fault is not None:
-            raise fault
-
-
 def share_faults(app: Any) -> None:
     """One integer for the instance's workers (``db.health.share``), made by the main
     process before they start (Sanic's ``shared_ctx``); a test app run without a main
@@ -126,7 +113,6 @@ def share_faults(app: Any) -> None:
 
 def register(app: Any) -> None:
     share_faults(app)
-    app.register_middleware(stop_writes, "request")
     bp = Blueprint("ops")
     bp.add_route(healthz, "/healthz", methods=["GET", "HEAD"], strict_slashes=False)
     bp.add_route(readyz, "/readyz", methods=["GET", "HEAD"], strict_slashes=False)

@@ -12,10 +12,11 @@ must fix before the database is opened is ``db.preflight``'s).
   and one log line when such an incident starts (another when it clears), not a
   traceback per request.
 - A corrupt page, an I/O error or the file gone (``STOPPING``) stops every write until
-  the server is restarted: ``stopped()`` says so before a write starts (``api.ops`` answers
-  503 from it). A worker that meets one tells the others of its instance through a shared
-  integer (``share``: a ``multiprocessing`` value the main process makes), so each worker
-  reads one integer per write, no file and no statement.
+  the server is restarted: ``stopped()`` says so before a write starts
+  (``api.auth.write_input`` answers 503 from it). A worker that meets one tells the
+  others of its instance through a shared integer (``share``: a ``multiprocessing``
+  value the main process makes), so each worker reads one integer per write, no file and
+  no statement.
 - ``problem()``: what ``/readyz`` reports, remembered for a second so that it stays cheap
   under load. A file system that refuses writes is found by touching the database file's
   times through a descriptor opened with the connection (``_probe``): a folder bind-mounted
