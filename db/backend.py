@@ -439,12 +439,19 @@ class Backend:
         makes of the books, stored with them, or the one stored by the key's first
         request (``db.idempotency``)."""
 
+        ran = False
+
         async def work(fetch: idempotency.Fetch) -> idempotency.Outcome:
+            nonlocal ran
+            ran = True
             sql, values = self._insert(items, token)
             return answer(self._created(await fetch(sql, values), token))
 
         outcome = await self.once(once, work)
         if token is not None:
+            if not ran:
+                # A stored answer is given only to a token still active, as a write is.
+                await self._check_token(token)
             await self.touch_token(token)
         return outcome
 

@@ -127,6 +127,18 @@ async def test_keys_are_per_token(
     assert await count(db) == 2
 
 
+async def test_a_revoked_token_gets_no_stored_answer(
+    client: httpx.AsyncClient, auth: dict[str, str], db: Backend
+) -> None:
+    first = await client.post("/books/", json=BOOK, headers=keyed(auth, "then-revoked"))
+    assert first.status_code == 201
+    await tokens.revoke_token(name="tester")
+    again = await client.post("/books/", json=BOOK, headers=keyed(auth, "then-revoked"))
+    assert again.status_code == 401
+    assert again.json() == {"detail": "Invalid token."}
+    assert await count(db) == 1
+
+
 async def test_a_write_that_stored_nothing_frees_its_key(
     client: httpx.AsyncClient, auth: dict[str, str], db: Backend
 ) -> None:
