@@ -139,18 +139,24 @@ def start_server(
     return server
 
 
-def session_processes(sid: int) -> list[int]:
-    """The live (not zombie) processes of session ``sid``: a server started here and
-    everything it started."""
+def processes_of(*, session: int | None = None, group: int | None = None) -> list[int]:
+    """The live (not zombie) processes of a session (a server started here and everything
+    it started) or of a process group."""
+    field, wanted = (3, session) if session is not None else (2, group)
     alive = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except (FileNotFoundError, ProcessLookupError):
             continue
-        if int(fields[3]) == sid and fields[0] != "Z":
+        if int(fields[field]) == wanted and fields[0] != "Z":
             alive.append(int(stat.parent.name))
     return alive
+
+
+def session_processes(sid: int) -> list[int]:
+    """The live processes of session ``sid`` (``processes_of``)."""
+    return processes_of(session=sid)
 
 
 def pid_alive(pid: int) -> bool:

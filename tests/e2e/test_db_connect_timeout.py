@@ -12,9 +12,6 @@ is killed after 30 s, half of asyncpg's own 60 s default); no duration is assert
 from __future__ import annotations
 
 import contextlib
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,11 +21,22 @@ import httpx
 import pytest
 from backends import TEST_DATABASE_URL, PostgresSchema
 from faults import frozen, proxied, tcp_proxy
-from server_process import BOOK, ROOT, Server, free_port, make_token, readyz, running_server, stop
+from server_process import (
+    BOOK,
+    Server,
+    free_port,
+    launch_server,
+    make_token,
+    readyz,
+    running_server,
+    stop,
+)
 from test_db_faults import one_line, run_main
 
+from api import errors
+
 COMMANDS = (("migrate",), ("token", "create", "alice"), ("seed", "--count", "10"), ("serve",))
-UNAVAILABLE = {"detail": "Service temporarily unavailable, try again later."}
+UNAVAILABLE = {"detail": errors.UNAVAILABLE}
 
 
 @contextlib.contextmanager
@@ -57,29 +65,9 @@ def test_a_server_started_without_migrating_serves_and_is_not_ready(tmp_path: Pa
     """The start-up's first connection gives up after DB_CONNECT_TIMEOUT; the server
     serves, /readyz says 503 (promptly: it never waits for a connection), a request that
     needs the database is 503, and neither hangs."""
-    port = free_port()
     with silent_database() as url:
-        env = {
-            **os.environ,
-            "DATABASE_URL": url,
-            "MIGRATE_ON_START": "false",
-            "DB_CONNECT_TIMEOUT": "1",
-            "HOST": "127.0.0.1",
-            "PORT": str(port),
-            "WORKERS": "1",
-        }
-        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        log_path = tmp_path / "server.log"
-        with open(log_path, "wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "main.py", "serve"],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        server = Server(process, port, log_path)
+        env = {"DATABASE_URL": url, "MIGRATE_ON_START": "false", "DB_CONNECT_TIMEOUT": "1"}
+        server = launch_server(tmp_path, env)
         try:
             _wait_live(server)
             body = readyz(server, 503)
@@ -89,7 +77,7 @@ def test_a_server_started_without_migrating_serves_and_is_not_ready(tmp_path: Pa
             assert response.json() == UNAVAILABLE
             assert response.headers["retry-after"]
         finally:
-            stop(process)
+            stop(server.process)
     assert "Traceback" not in server.log()
 
 

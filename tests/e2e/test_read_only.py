@@ -6,41 +6,24 @@ stored, /readyz answers 200); a file system that goes read-only fails the writes
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 from faults import read_only, without_dac_override
-from server_process import BOOK, ROOT, Server, free_port, make_token, readyz, stop, wait_ready
+from server_process import BOOK, Server, launch_server, make_token, readyz, stop, wait_ready
 
 
 @contextlib.contextmanager
 def server_as(tmp_path: Path, url: str, prefix: tuple[str, ...]) -> Iterator[Server]:
     """``main.py serve`` run through ``prefix`` (a user held to file modes)."""
-    port = free_port()
-    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "WORKERS": "1"}
-    env |= {"DATABASE_URL": url}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    log_path = tmp_path / f"server-{port}.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [*prefix, sys.executable, "main.py", "serve"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = Server(process, port, log_path)
+    server = launch_server(tmp_path, {"DATABASE_URL": url}, prefix)
     try:
         wait_ready(server, 1)
         yield server
     finally:
-        stop(process)
+        stop(server.process)
 
 
 def stored(path: Path) -> set[int]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_process import Server, launch_server, running_server, stop
+from server_process import Server, launch_server, processes_of, running_server, stop
 
 pytestmark = pytest.mark.server
 
@@ -33,19 +33,6 @@ def _alive(pid: int) -> bool:
             return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
-
-
-def _group_alive(pgid: int) -> list[int]:
-    """The live (not zombie) processes of a process group."""
-    alive = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            alive.append(int(stat.parent.name))
-    return alive
 
 
 def _wait(condition, timeout: float, what: str, server: Server) -> None:  # type: ignore[no-untyped-def]
@@ -102,7 +89,12 @@ def test_killing_the_main_process_stops_its_workers(tmp_path: Path) -> None:
         _wait(lambda: not any(_alive(p) for p in workers), 15, "workers still alive", server)
         # Sanic's state process and multiprocessing's resource tracker too: nothing is left.
         group = server.process.pid
-        _wait(lambda: not _group_alive(group), 10, f"{_group_alive(group)} still alive", server)
+        _wait(
+            lambda: not processes_of(group=group),
+            10,
+            f"{processes_of(group=group)} still alive",
+            server,
+        )
         with socket.socket() as s:  # a restart can bind the port
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind(("127.0.0.1", server.port))
