@@ -24,8 +24,9 @@ READ_SHARE: Final = 0.7
 # Creates whose first attempt is cut by the client after CUT_AFTER seconds.
 CUT_SHARE: Final = 0.05
 CUT_AFTER: Final = (0.001, 0.02)
-# A create is retried with its key this many times at most, RETRY_PAUSE seconds apart.
-RETRIES: Final = 40
+# A create is retried with its key, RETRY_PAUSE seconds apart, for RETRY_FOR seconds at
+# most and while the load runs (at the stop, one still without an answer counts as unknown).
+RETRY_FOR: Final = 30.0
 RETRY_PAUSE: Final = 0.25
 
 
@@ -200,7 +201,10 @@ async def _create(
     if cut is not None:
         w.cut += 1
     tries = 0
-    while (status is None or status >= 500 or status == 409) and tries < RETRIES:
+    until = time.monotonic() + RETRY_FOR
+    while (status is None or status >= 500 or status == 409) and load.running:
+        if time.monotonic() >= until:
+            break
         if tries == 0:
             w.retried += 1
         w.retries["no answer" if status is None else str(status)] += 1
