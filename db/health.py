@@ -69,8 +69,8 @@ UNREACHABLE: Final = "unreachable"
 
 _DETAIL: Final = {
     GONE: "The database file was moved, deleted or replaced while the server was running: "
-    "writes go to a file that is no longer at its path. Put the file back (or restore it) "
-    "and restart the server.",
+    "writes are stopped and nothing was stored. Put the file back (or restore it) and "
+    "restart the server.",
     DISK_FULL: "The database's disk is full: nothing was stored. Free some space and try again.",
     READ_ONLY: "The database is read-only: nothing was stored. Make the database file "
     "and its folder writable.",
