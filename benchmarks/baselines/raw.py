@@ -38,7 +38,8 @@ PRAGMAS: Final = (
     "journal_size_limit=16384",
     "foreign_keys=ON",
     "busy_timeout=30000",
-    "synchronous=FULL",
+    # the service's durability setting, so that both commit alike (SQLITE_SYNCHRONOUS)
+    f"synchronous={os.environ.get('SQLITE_SYNCHRONOUS', 'full').strip().upper()}",
     "cache_size=-8000",
     "temp_store=MEMORY",
 )  # the service's (db.SQLITE_PRAGMAS + Tortoise's)
