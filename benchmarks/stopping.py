@@ -1,13 +1,15 @@
 """SIGTERM at spread moments of start-up: how long each stop takes, and how it ends.
 
-    python -m benchmarks.stopping [--runs 50] [--workers 2] [--grace 15]
+    python -m benchmarks.stopping [--runs 50] [--workers 2] [--grace 15] [--plot PNG]
 
 Each run starts `main.py serve` (a fresh SQLite file, a session of its own), sends SIGTERM
 at one moment, waits for the exit, and prints the moment, the seconds from SIGTERM to the
 exit, the exit status, the processes of its session still alive after it (they would be
 orphans) and whether its log has a traceback. Most moments are spread evenly over 1.2 times
 the time a first instance took to answer /healthz; every fifth run signals right after the
-first /healthz 200 instead. Then the distribution: p50, p90, max.
+first /healthz 200 instead. Then the distribution: p50, p90, max; with ``--plot``, a
+picture of each run's exit time against the moment it was signalled (the bench extra's
+matplotlib).
 """
 
 from __future__ import annotations
@@ -127,6 +129,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--grace", type=float, default=15.0)
+    parser.add_argument("--plot", type=Path, help="write a PNG of exit times to this path")
     args = parser.parse_args()
     process, url = _launch(Path(tempfile.mkdtemp(prefix="bookshelf-stop-")), args.workers, 5)
     began = time.monotonic()
@@ -165,7 +168,37 @@ def main() -> int:
         f"other or no exit, or processes left: {len(bad)}; "
         f"with a traceback: {sum(bool(r['traceback']) for r in results)}"
     )
+    if args.plot:
+        _plot(results, args.plot)
+        print(f"plot: {args.plot}")  # noqa: T201
     return 1 if bad else 0
+
+
+def _plot(results: list[dict[str, object]], path: Path) -> None:
+    """Exit time against the moment of the SIGTERM, one mark per run, by how it ended."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    kinds = {
+        "exit 0": lambda r: r["code"] == 0 and not r["left"],
+        "ended by the signal (-15)": lambda r: r["code"] == -signal.SIGTERM and not r["left"],
+        "other, no exit or processes left": lambda r: r["code"] not in (0, -signal.SIGTERM)
+        or bool(r["left"]),
+    }
+    for (label, test), marker in zip(kinds.items(), "o^x", strict=True):
+        runs = [r for r in results if test(r) and r["took"] is not None]
+        ax.scatter([r["at"] for r in runs], [r["took"] for r in runs], marker=marker, label=label)
+    ax.set_xlabel("SIGTERM, seconds after launch")
+    ax.set_ylabel("seconds to exit")
+    ax.set_title(f"{len(results)} SIGTERMs during start-up")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
