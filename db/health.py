@@ -6,7 +6,9 @@ must fix before the database is opened is ``db.preflight``'s).
   checks), so such writes would be acknowledged and lost at the next start:
   ``confirm_write()``, called after every write, compares the path with that file (one
   ``stat``, about a microsecond) and raises ``OutcomeUnknownError`` instead (the write is
-  in the file the server has open, which may be put back).
+  in the file the server has open, which may be put back); it does the same when the file
+  system refuses a change right after the commit (``_probe``, a few microseconds): ext4
+  can report a commit's fsync done as its journal aborts, and lose the commit.
 - ``fault_of(exc)`` recognises a statement that failed because of the storage (disk full,
   read-only, corrupt pages, I/O error): a ``DatabaseFaultError`` the API answers 503/507,
   and one log line when such an incident starts (another when it clears), not a
@@ -18,12 +20,13 @@ must fix before the database is opened is ``db.preflight``'s).
   value the main process makes), so each worker reads one integer per write, no file and
   no statement.
 - ``problem()``: what ``/readyz`` reports, remembered for a second so that it stays cheap
-  under load. A file system that refuses writes is found by touching the database file's
-  times through a descriptor opened with the connection (``_probe``): a folder bind-mounted
-  read-only over the open file, or a file made read-only by ``chmod``, leave the open
-  connection writing, and this probe succeeding as the writes do; a file system remounted
-  read-only (ext4 after an error, ``errors=remount-ro``) refuses both. (``statvfs``'s
-  ``ST_RDONLY`` is set for the bind mount but not for ext4's emergency read-only state.)
+  under load. A file system that refuses writes is found by asking for a change to the
+  database file through a descriptor opened with the connection (``_probe``): a folder
+  bind-mounted read-only over the open file, or a file made read-only by ``chmod``, leave
+  the open connection writing, and this probe succeeding as the writes do; a file system
+  remounted read-only (ext4 after an error, ``errors=remount-ro``) refuses both.
+  (``statvfs``'s ``ST_RDONLY`` is set for the bind mount, not for ext4's emergency
+  read-only state.)
 """
 
 from __future__ import annotations
@@ -89,6 +92,13 @@ _WRITTEN_TO_GONE: Final = (
     "and restart the server; then GET the resource to check, or retry with the same "
     "Idempotency-Key (it is never applied twice)."
 )
+# A write whose commit returned while its file system failed (``confirm_write``).
+_FAILED_AT_COMMIT: Final = (
+    "The database's file system failed as this write was committed: it may or may not "
+    "have been stored."
+)
+# The extended attribute whose removal ``_probe`` asks for (no file has it).
+_PROBE_XATTR: Final = "user.bookshelf.probe"
 # SQLite's primary result codes (the low byte of an extended code) that mean the storage,
 # not the statement, is at fault.
 _SQLITE_FAULTS: Final = {
@@ -260,7 +270,14 @@ def _gone() -> bool:
 def confirm_write() -> None:
     """After a write: raise OutcomeUnknownError when the file written to is no longer the
     one at the database's path (moved, deleted or replaced), so the write is not
-    acknowledged: it went into a file that may or may not come back."""
+    acknowledged: it went into a file that may or may not come back; or when its file
+    system no longer takes a change to the file (``_probe``).
+
+    ext4 reports a commit's fsync done when its journal aborts during that fsync: the
+    log's new blocks reach the disk, but the extents that make them part of the file are
+    in the transaction the abort discards, so the next mount cuts the log back to its
+    length before the commit. The journal has aborted by the time such an fsync returns,
+    so the probe after it is refused (tests/e2e/test_ext4_errors.py)."""
     if _watch.files:
         # The file itself every time (one stat); its write-ahead log (deleted with it, in
         # practice) at most once a second.
@@ -277,6 +294,10 @@ def confirm_write() -> None:
         if gone:
             _begin(GONE)
             raise OutcomeUnknownError(_WRITTEN_TO_GONE, reason=GONE)
+    denied = _probe()
+    if denied is not None:
+        _begin(denied)
+        raise OutcomeUnknownError(_FAILED_AT_COMMIT, reason=denied)
     if _watch.incidents:
         # A write went through: whatever stopped the last ones has cleared.
         for reason in [r for r in _watch.incidents if r not in STOPPING]:
@@ -352,11 +373,26 @@ def _free_space() -> int:
 def _probe() -> str | None:
     """READ_ONLY when the file system refuses to change the database file (through the
     descriptor opened with the connection, so through the same mount), IO_ERROR when its
-    disk fails, else None (a permission error says nothing of the open connection)."""
+    disk fails, else None (a permission error says nothing of the open connection).
+
+    The change asked for is the removal of an extended attribute the file does not have
+    (``_PROBE_XATTR``): nothing changes, yet ext4 starts a journal handle for it, which
+    fails as soon as its journal has aborted, before ext4 calls itself read-only (a
+    ``futimens`` is refused only from then on). Where that is not allowed (no user
+    attributes, a file not writable by this user) the file's times are touched instead."""
     if _watch.fd is None:
         return None
     try:
-        os.utime(_watch.fd)
+        try:
+            os.removexattr(_watch.fd, _PROBE_XATTR)  # Linux only: AttributeError elsewhere
+        except OSError as exc:
+            if exc.errno == errno.ENODATA:
+                return None
+            if exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP, errno.EACCES, errno.EPERM):
+                raise
+            os.utime(_watch.fd)
+        except AttributeError:
+            os.utime(_watch.fd)
     except OSError as exc:
         if exc.errno == errno.EROFS:
             return READ_ONLY

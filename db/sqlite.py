@@ -67,8 +67,11 @@ from db.sqlite_json import gathered, json_object, json_select, split_page
 # fsyncs only at checkpoints: a commit survives a crash of the process, but the commits
 # since the last checkpoint can be lost to a power cut, an OS crash or a file system that
 # fails and goes read-only (an ext4 image failing under 16 writers, errors=remount-ro:
-# every one of 60-80 acknowledged writes lost under NORMAL; under FULL none in 49 runs of
-# 54, 1 in each of the others, in flight as ext4 failed: tests/e2e/test_ext4_errors.py).
+# every one of 60-80 acknowledged writes lost under NORMAL; under FULL, in about 1 run in
+# 10, the last write whose fsync ext4 reported done as its journal aborted, which
+# ``health.confirm_write`` answers "may have been stored" instead of 201:
+# tests/e2e/test_ext4_errors.py). No pragma changes that fsync (EXTRA adds nothing to a
+# WAL commit; checkpoint_fullfsync matters on macOS only).
 # A 5 MiB page cache per worker (SQLite's default is 2 MiB): at 16 MiB a worker serving a
 # million rows peaked at 78-85 MB RSS, over the 80 MB a worker may use, and at 8 MiB one
 # serving ten million (its second connection busier, with pages that read many rows)
