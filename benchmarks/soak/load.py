@@ -86,6 +86,34 @@ class Load:
     running: bool = True
 
 
+class Session:
+    """One client's connection (httpx, one connection at most), made anew after a request
+    that timed out or was cut: httpcore's pool could be left holding the cancelled
+    request's connection, and every later request of the client then waited for the pool
+    until it timed out too, as if the server had stopped answering."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        self.url, self.timeout = url, timeout
+        self.http = self._open()
+
+    def _open(self) -> httpx.AsyncClient:
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        return httpx.AsyncClient(
+            base_url=self.url, limits=limits, timeout=httpx.Timeout(self.timeout)
+        )
+
+    async def renew(self) -> None:
+        old, self.http = self.http, self._open()
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(1.0):
+                await old.aclose()
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(1.0):
+                await self.http.aclose()
+
+
 def _kind(status: int) -> str:
     if 200 <= status < 300:
         return "ok"
@@ -100,10 +128,8 @@ async def client(n: int, load: Load) -> None:
     rng = random.Random(load.seed * 1_000_003 + n)
     mine: list[Book] = []  # created, not deleted, no unanswered write
     auth = {"Authorization": f"Token {load.token}"}
-    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    async with httpx.AsyncClient(
-        base_url=load.url, limits=limits, timeout=httpx.Timeout(load.timeout)
-    ) as http:
+    http = Session(load.url, load.timeout)
+    try:
         k = 0
         while load.running:
             k += 1
@@ -149,10 +175,12 @@ async def client(n: int, load: Load) -> None:
             else:
                 status, answer = await _send(http, load, method, path, body, headers)
             _settle(load, n, method, body, book, status, answer, label, mine)
+    finally:
+        await http.close()
 
 
 async def _send(
-    http: httpx.AsyncClient,
+    http: Session,
     load: Load,
     method: str,
     path: str,
@@ -167,7 +195,7 @@ async def _send(
     answer: Any = None
     try:
         async with asyncio.timeout(timeout or load.timeout):
-            response = await http.request(method, path, json=body, headers=headers)
+            response = await http.http.request(method, path, json=body, headers=headers)
         status = response.status_code
         if response.content and status != 204:
             with contextlib.suppress(ValueError):
@@ -175,6 +203,7 @@ async def _send(
         kind = _kind(status)
     except (TimeoutError, httpx.TimeoutException):
         kind = "timeouts"
+        await http.renew()
     except httpx.TransportError:
         kind = "errors"
     if timeout is None:  # a cut on purpose is not the server's doing
@@ -187,7 +216,7 @@ async def _send(
 
 
 async def _create(
-    http: httpx.AsyncClient,
+    http: Session,
     load: Load,
     path: str,
     body: dict[str, Any] | None,
