@@ -45,12 +45,19 @@ def plot(doc: dict[str, Any], path: Path) -> None:
     for ax in (ax_rss, ax_rps, ax_err):
         for k in doc["kills"]:
             if k.get("pid"):
-                ax.axvline(k["t"], color="#d62728", linestyle="--", linewidth=0.8)
+                paused = k.get("how") == "pause"
+                ax.axvline(
+                    k["t"],
+                    color="#9467bd" if paused else "#d62728",
+                    linestyle="-." if paused else "--",
+                    linewidth=0.8,
+                )
         ax.axvline(doc["stop"]["t"], color="black", linestyle=":", linewidth=1)
         ax.grid(alpha=0.3)
     ax_rss.set_title(
-        "Soak: red dashes = kill -9 of a worker, dotted = SIGTERM; "
-        f"lost writes {doc['verify']['lost_writes']}"
+        "Soak: red dashes = kill -9 of a worker, purple = a worker paused (SIGSTOP), "
+        f"dotted = SIGTERM; lost writes {doc['verify']['lost_writes']}, "
+        f"duplicates {doc['verify'].get('duplicates', 'n/a')}"
     )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
