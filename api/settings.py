@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -98,11 +98,9 @@ class Settings:
             kw["host"] = env["HOST"].strip() or _fail("HOST", "must not be empty")
         kw.update(_int(env, "PORT", "port", 1, 65535))
         kw.update(_workers(env))
-        if "LOG_LEVEL" in env:
-            level = env["LOG_LEVEL"].strip().upper()
-            if level not in LOG_LEVELS:
-                _fail("LOG_LEVEL", f"{env['LOG_LEVEL']!r} is not one of {', '.join(LOG_LEVELS)}")
-            kw["log_level"] = level
+        kw.update(
+            _choice(env, "LOG_LEVEL", "log_level", LOG_LEVELS, f"one of {', '.join(LOG_LEVELS)}")
+        )
         kw.update(_bool(env, "ACCESS_LOG", "access_log"))
         if env.get("RATE_LIMIT", "").strip():
             match = _RATE_RE.match(env["RATE_LIMIT"])
@@ -136,19 +134,16 @@ class Settings:
         kw.update(_int(env, "MAX_OFFSET", "max_offset", 0, 10**12))
         kw.update(_float(env, "STATEMENT_TIMEOUT", "statement_timeout"))
         kw.update(_float(env, "WORKER_HEARTBEAT_TIMEOUT", "worker_heartbeat_timeout"))
-        if "SQLITE_SYNCHRONOUS" in env:
-            level = env["SQLITE_SYNCHRONOUS"].strip().upper()
-            if level not in SYNCHRONOUS_LEVELS:
-                _fail(
-                    "SQLITE_SYNCHRONOUS",
-                    f"{env['SQLITE_SYNCHRONOUS']!r} is not full or normal",
-                )
-            kw["sqlite_synchronous"] = level
-        if "DB_CHECK" in env:
-            check = env["DB_CHECK"].strip().lower()
-            if check not in DB_CHECKS:
-                _fail("DB_CHECK", f"{env['DB_CHECK']!r} is not quick, full or off")
-            kw["db_check"] = check
+        kw.update(
+            _choice(
+                env,
+                "SQLITE_SYNCHRONOUS",
+                "sqlite_synchronous",
+                SYNCHRONOUS_LEVELS,
+                "full or normal",
+            )
+        )
+        kw.update(_choice(env, "DB_CHECK", "db_check", DB_CHECKS, "quick, full or off", str.lower))
         kw.update(_float(env, "DB_CONNECT_TIMEOUT", "db_connect_timeout"))
         settings = cls(**kw)  # type: ignore[arg-type]
         if settings.db_pool_min > settings.db_pool_max:
@@ -158,6 +153,24 @@ class Settings:
 
 def _fail(name: str, why: str) -> str:
     raise SettingsError(f"{name}: {why}")
+
+
+def _choice(
+    env: Mapping[str, str],
+    name: str,
+    attr: str,
+    choices: tuple[str, ...],
+    names: str,
+    case: Callable[[str], str] = str.upper,
+) -> dict[str, str]:
+    """``{attr: value}`` when ``name`` is set to one of ``choices`` (in ``case``), else
+    SettingsError saying which values it takes (``names``)."""
+    if name not in env:
+        return {}
+    value = case(env[name].strip())
+    if value not in choices:
+        _fail(name, f"{env[name]!r} is not {names}")
+    return {attr: value}
 
 
 def _int(env: Mapping[str, str], name: str, attr: str, lo: int, hi: int) -> dict[str, int]:
