@@ -9,9 +9,10 @@ a JSON response.
  404   NotFound                db/'s NotFoundError, Sanic's NotFound (unknown path)
  405   MethodNotAllowed        Sanic's MethodNotAllowed; ``Allow``
  408   RequestTimeout          Sanic's RequestTimeout
- 412   PreconditionFailed      db/'s PreconditionFailedError (a stale If-Match)
  409   IdempotencyInProgress   db/'s IdempotencyInProgressError; ``Retry-After``
+ 412   PreconditionFailed      db/'s PreconditionFailedError (a stale If-Match)
  413   PayloadTooLarge         Sanic's PayloadTooLarge (over REQUEST_MAX_SIZE)
+ 413   BodyOutOfMemory         MemoryError reading or parsing the body; ``Retry-After: 5``
  415   UnsupportedMediaType    a body that is not JSON
  422   IdempotencyMismatch     db/'s IdempotencyMismatchError (a key used with another body)
  429   Throttled               over the rate limit; ``Retry-After``
@@ -22,7 +23,6 @@ a JSON response.
  507   StorageFault            ... because its disk is full
  503   OutcomeUnknown          db/'s OutcomeUnknownError: the write may have been stored
  503   StatementTimeout        a statement ran past STATEMENT_TIMEOUT; ``Retry-After: 5``
- 413   BodyOutOfMemory         MemoryError reading or parsing the body; ``Retry-After: 5``
  503   OutOfMemory             MemoryError anywhere else; ``Retry-After: 5``; a write's
                                detail says it may have been stored
  4xx                           any other client error Sanic raises: its status and text
